@@ -1,0 +1,5 @@
+"""One module per subcommand; each has `register(subparsers)` that adds its parser with `func` set."""
+
+from mlplab.commands import train
+
+COMMANDS = [train]

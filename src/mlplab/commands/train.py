@@ -1,0 +1,75 @@
+"""`mlplab train` and `mlplab evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mlplab import config as configs
+from mlplab import data as datasets
+from mlplab.commands.common import add_config_arguments, add_data_arguments, epoch_line, show_progress
+from mlplab.errors import MlplabError
+from mlplab.models import Model
+from mlplab.run import train_run
+from mlplab.training import History, evaluate
+
+EXIT_DIVERGED = 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a model from a config, write metrics, curves and model")
+    add_config_arguments(train)
+    train.add_argument("--out", default="runs/default", help="output directory (default: runs/default)")
+    train.set_defaults(func=run_train)
+
+    ev = sub.add_parser("evaluate", help="loss and accuracy of a saved model on validation and test")
+    ev.add_argument("model", help="a model.npz written by mlplab train")
+    add_data_arguments(ev)
+    ev.set_defaults(func=run_evaluate)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
+    dataset = datasets.load(config["dataset"], config["data_dir"])
+    print(
+        f"{config['type']} on {dataset.name} ({len(dataset.train)} train / {len(dataset.val)} val / "
+        f"{len(dataset.test)} test): lr={config['learning_rate']} reg={config['reg']} "
+        f"batch={config['batch_size']} epochs={config['epochs']}",
+        flush=True,
+    )
+
+    def report(epoch: int, history: History) -> None:
+        print(epoch_line(epoch, history, config["epochs"]), flush=True)
+
+    metrics, _ = train_run(config, args.out, dataset, on_epoch=report, progress=show_progress())
+    out = Path(args.out)
+    if metrics["status"] == "diverged":
+        print(
+            f"mlplab train: diverged (loss became NaN/inf) after {metrics['epochs_done']} epoch(s); "
+            f'wrote {out / "metrics.json"} with status "diverged"',
+            file=sys.stderr,
+        )
+        return EXIT_DIVERGED
+    print(
+        f"best val acc {metrics['best_val_acc']:.4f} (epoch {metrics['best_epoch']}); "
+        f"test acc of that model {metrics['test_acc']:.4f}; wrote {out}/metrics.json, curves.png, model.npz"
+    )
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    model, meta = Model.load(args.model)
+    name = args.dataset or (
+        configs.infer_dataset(args.data_dir)
+        if args.data_dir and meta.get("dataset") == "digits"
+        else meta.get("dataset", "digits")
+    )
+    dataset = datasets.load(name, args.data_dir or meta.get("data_dir"))
+    expected = model.params[next(iter(model.params))].shape[0]
+    if expected != dataset.input_size:
+        raise MlplabError(f"{args.model} takes {expected} inputs but {dataset.name} has {dataset.input_size}")
+    for split_name in ("val", "test"):
+        loss, acc = evaluate(model, getattr(dataset, split_name), dataset.pixel_max)
+        print(f"{split_name:<5} loss {loss:.4f}  acc {acc:.4f}  ({len(getattr(dataset, split_name))} samples)")
+    return 0

@@ -1,0 +1,153 @@
+"""Run configuration: the assignment's sectioned YAML flattened into one checked dict, plus --set overrides."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlplab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Option:
+    """One config key: its type, default, a validity check and what it means."""
+
+    kind: type | tuple[type, ...]
+    default: Any
+    check: Callable[[Any], bool] = lambda value: True
+    rule: str = ""
+    help: str = ""
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+def _non_negative(v: Any) -> bool:
+    return v >= 0
+
+
+def _one_of(*choices: str) -> Callable[[Any], bool]:
+    return lambda v: v in choices
+
+
+OPTIONS: dict[str, Option] = {
+    "type": Option(str, "TwoLayerNet", help="model: SoftmaxRegression, TwoLayerNet or MLP"),
+    "hidden_size": Option(int, 128, _positive, "must be ≥ 1", "hidden units of TwoLayerNet"),
+    "batch_size": Option(int, 64, _positive, "must be ≥ 1", "training batch size"),
+    "learning_rate": Option(float, 0.1, _positive, "must be > 0", "step size"),
+    "reg": Option(float, 0.001, _non_negative, "must be ≥ 0", "L2 strength on weight matrices"),
+    "epochs": Option(int, 10, _positive, "must be ≥ 1", "passes over the training split"),
+    "momentum": Option(float, 0.0, lambda v: 0 <= v < 1, "must be in [0, 1)", "classical momentum"),
+    "seed": Option(int, 1024, _non_negative, "must be ≥ 0", "seeds init and shuffling"),
+    "dataset": Option(
+        str,
+        "digits",
+        _one_of("digits", "mnist", "fashion-mnist"),
+        "must be digits, mnist or fashion-mnist",
+        "which data",
+    ),
+    "data_dir": Option((str, type(None)), None, help="directory holding the dataset's files"),
+    "dtype": Option(str, "float32", _one_of("float32", "float64"), "must be float32 or float64", "compute precision"),
+}
+ALIASES = {"model": "type", "lr": "learning_rate", "weight_decay": "reg", "hidden": "hidden_size"}
+
+
+def defaults() -> dict[str, Any]:
+    """Every key at its default."""
+    return {key: option.default for key, option in OPTIONS.items()}
+
+
+def flatten(raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """Merge the assignment's top-level sections (`Train: {...}`, `network: {...}`) with flat keys."""
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        items = value.items() if isinstance(value, dict) else [(key, value)]
+        for inner, inner_value in items:
+            name = ALIASES.get(str(inner), str(inner))
+            if name in flat and flat[name] != inner_value:
+                raise ConfigError(f"{where}: key {name!r} is set twice with different values")
+            flat[name] = inner_value
+    return flat
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML config file into a flat dict (not yet checked)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: broken YAML{at}: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections or keys, got {type(raw).__name__}")
+    return flatten(raw, str(path))
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
+    """Turn `key=value` strings into a dict, values typed by YAML (so 0.1 is a float, 10 an int)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected key=value")
+        key = key.strip().rsplit(".", 1)[-1]
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        out[ALIASES.get(key, key)] = value
+    return out
+
+
+def check(config: dict[str, Any]) -> dict[str, Any]:
+    """Reject unknown keys (suggesting the closest) and bad values; coerce ints to floats where floats go."""
+    out = {}
+    for key, value in config.items():
+        if key not in OPTIONS:
+            close = difflib.get_close_matches(key, list(OPTIONS) + list(ALIASES), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"unknown config key {key!r}{hint}")
+        option = OPTIONS[key]
+        if option.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        kinds = option.kind if isinstance(option.kind, tuple) else (option.kind,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            wanted = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+            raise ConfigError(f"config key {key!r}: expected {wanted}, got {value!r}")
+        if value is not None and not option.check(value):
+            raise ConfigError(f"config key {key!r}={value!r}: {option.rule}")
+        out[key] = value
+    return out
+
+
+def resolve(path: str | Path | None = None, overrides: Iterable[str] = (), **explicit: Any) -> dict[str, Any]:
+    """Defaults, then the YAML file, then --set overrides, then explicit non-None keyword values; checked."""
+    config = defaults()
+    config.update(check(read_yaml(path)) if path else {})
+    config.update(check(parse_overrides(overrides)))
+    config.update(check({k: v for k, v in explicit.items() if v is not None}))
+    if config["data_dir"] and not explicit.get("dataset") and config["dataset"] == "digits":
+        config["dataset"] = infer_dataset(config["data_dir"])
+    from mlplab.models import model_class
+
+    config["type"] = model_class(config["type"]).__name__
+    return config
+
+
+def infer_dataset(data_dir: str) -> str:
+    """A --data-dir without --dataset means MNIST, or Fashion-MNIST when the directory's name says so."""
+    return "fashion-mnist" if "fashion" in Path(data_dir).resolve().name.lower() else "mnist"

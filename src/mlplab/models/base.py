@@ -1,0 +1,119 @@
+"""What every model shares: named parameters and gradients, snapshots, and pickle-free .npz files."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import zipfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mlplab.errors import MlplabError
+
+FORMAT_VERSION = 1
+
+
+class Model:
+    """A network whose `forward(x, y, mode)` returns (loss, accuracy) and, in training mode, fills `grads`."""
+
+    registry: ClassVar[dict[str, type[Model]]] = {}
+    weight_names: tuple[str, ...] = ()
+
+    def __init__(self, dtype: str | np.dtype = "float32", **hyper: Any) -> None:
+        self.dtype = np.dtype(dtype)
+        self.hyper = {**hyper, "dtype": self.dtype.name}
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Model.registry[cls.__name__] = cls
+
+    def forward(self, x: np.ndarray, y: np.ndarray, mode: str = "train") -> tuple[float, float]:
+        """Loss and accuracy of the batch; in mode "train" also the gradient of the mean loss in `grads`."""
+        raise NotImplementedError
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """Class scores (pre-softmax) of a batch, for prediction."""
+        raise NotImplementedError
+
+    def init_weight(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """The assignment's init: 0.001·N(0, 1)."""
+        return (0.001 * rng.standard_normal(shape)).astype(self.dtype)
+
+    def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape, self.dtype)
+
+    def allocate_grads(self) -> None:
+        """One gradient buffer per parameter, written in place by every training step."""
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+
+    def regularization(self, reg: float) -> float:
+        """reg/2·Σ‖W‖² over the weight matrices (never biases): the L2 part of the objective J."""
+        return 0.5 * reg * sum(float(np.sum(self.params[n] ** 2, dtype=np.float64)) for n in self.weight_names)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """A copy of the parameters (for keeping the best-by-validation model)."""
+        return {name: p.copy() for name, p in self.params.items()}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Copy `state` into the parameters in place."""
+        for name, p in self.params.items():
+            p[...] = state[name]
+
+    def save(self, path: str | Path, **meta: Any) -> None:
+        """Write the parameters and the constructor arguments (plus `meta`) to an .npz file."""
+        header = {"format": FORMAT_VERSION, "model": type(self).__name__, "hyper": self.hyper, "meta": meta}
+        arrays = {f"param/{name}": p for name, p in self.params.items()}
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, __header__=np.array(json.dumps(header)), **arrays)
+        tmp.replace(path)
+
+    @staticmethod
+    def load(path: str | Path) -> tuple[Model, dict[str, Any]]:
+        """Read a model file written by `save`, without pickle; returns (model, meta)."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                header = json.loads(str(archive["__header__"]))
+                params = {k.removeprefix("param/"): archive[k] for k in archive.files if k.startswith("param/")}
+            model = build_model(header["model"], **header["hyper"])
+        except FileNotFoundError:
+            raise MlplabError(f"{path}: no such model file") from None
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+            raise MlplabError(f"{path}: not an mlplab model file ({type(exc).__name__}: {exc})") from None
+        if set(params) != set(model.params):
+            raise MlplabError(f"{path}: parameters {sorted(params)} do not match {header['model']}")
+        for name, p in model.params.items():
+            if params[name].shape != p.shape:
+                raise MlplabError(f"{path}: parameter {name} has shape {params[name].shape}, expected {p.shape}")
+            p[...] = params[name]
+        return model, header.get("meta", {})
+
+
+ALIASES = {
+    "softmax": "SoftmaxRegression",
+    "softmax_regression": "SoftmaxRegression",
+    "two_layer": "TwoLayerNet",
+    "twolayer": "TwoLayerNet",
+    "two_layer_net": "TwoLayerNet",
+    "mlp": "MLP",
+}
+
+
+def model_class(name: str) -> type[Model]:
+    """The model class for a name such as "TwoLayerNet" or "two_layer"."""
+    key = ALIASES.get(name.lower(), name)
+    if key not in Model.registry:
+        raise MlplabError(f"unknown model type {name!r}; choose one of {', '.join(sorted(Model.registry))}")
+    return Model.registry[key]
+
+
+def build_model(name: str, **hyper: Any) -> Model:
+    """Construct a model by name with only the hyper-parameters its constructor takes."""
+    cls = model_class(name)
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(**{k: v for k, v in hyper.items() if k in accepted})

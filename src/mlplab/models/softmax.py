@@ -1,0 +1,31 @@
+"""The assignment's Softmax Regression: FC (no bias) → ReLU → softmax + cross-entropy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlplab import functional as F
+from mlplab.models.base import Model
+
+
+class SoftmaxRegression(Model):
+    """One fully-connected layer input→classes without bias, then ReLU, then softmax."""
+
+    weight_names = ("W1",)
+
+    def __init__(self, input_size: int = 784, num_classes: int = 10, seed: int = 1024, dtype: str = "float32"):
+        super().__init__(dtype, input_size=input_size, num_classes=num_classes, seed=seed)
+        rng = np.random.default_rng(seed)
+        self.params = {"W1": self.init_weight(rng, (input_size, num_classes))}
+        self.allocate_grads()
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        return F.relu(x @ self.params["W1"])
+
+    def forward(self, x: np.ndarray, y: np.ndarray, mode: str = "train") -> tuple[float, float]:
+        z = x @ self.params["W1"]
+        a = F.relu(z)
+        loss, _, da = F.softmax_cross_entropy(a, y)
+        if mode == "train":
+            np.matmul(x.T, da * (z > 0), out=self.grads["W1"])
+        return loss, F.accuracy(a, y)

@@ -1,0 +1,138 @@
+"""The train/validate loop: seeded batches, best-by-validation snapshot, test of that snapshot, History."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from mlplab.data import Dataset, Split
+from mlplab.models.base import Model
+from mlplab.optim import Optimizer
+
+EVAL_BATCH = 2000
+
+
+@dataclass
+class History:
+    """Per-epoch curves plus the outcome of the run, as written to metrics.json."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    best_val_acc: float | None = None
+    best_epoch: int | None = None
+    test_loss: float | None = None
+    test_acc: float | None = None
+    status: str = "ok"
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.train_loss)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "epochs_done": self.epochs_done}
+
+
+def batches(
+    split: Split,
+    batch_size: int,
+    scale: float,
+    dtype: np.dtype | str = "float32",
+    rng: np.random.Generator | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (x, y) batches of scaled floats, shuffled by `rng` when given; the last batch may be short.
+
+    x is a view of a buffer reused by the next batch: consume it before asking for another.
+    """
+    n = len(split)
+    order = rng.permutation(n) if rng is not None else None
+    width = split.x.shape[1]
+    raw = np.empty((min(batch_size, n), width), split.x.dtype)
+    out = np.empty((min(batch_size, n), width), dtype)
+    factor = np.asarray(1.0 / scale, dtype)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        m = stop - start
+        if order is None:
+            np.multiply(split.x[start:stop], factor, out=out[:m])
+            yield out[:m], split.y[start:stop]
+        else:
+            index = order[start:stop]
+            np.take(split.x, index, axis=0, out=raw[:m])
+            np.multiply(raw[:m], factor, out=out[:m])
+            yield out[:m], split.y[index]
+
+
+def evaluate(model: Model, split: Split, scale: float, batch_size: int = EVAL_BATCH) -> tuple[float, float]:
+    """Mean loss and accuracy of `model` over a whole split, in order, without gradients."""
+    total_loss = total_hits = 0.0
+    for x, y in batches(split, batch_size, scale, model.dtype):
+        loss, acc = model.forward(x, y, mode="eval")
+        total_loss += loss * len(y)
+        total_hits += acc * len(y)
+    n = max(len(split), 1)
+    return total_loss / n, total_hits / n
+
+
+EpochCallback = Callable[[int, History], None]
+
+
+def fit(
+    model: Model,
+    optimizer: Optimizer,
+    dataset: Dataset,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int = 0,
+    on_epoch: EpochCallback | None = None,
+    progress: bool = False,
+) -> History:
+    """Train for `epochs`, validating after each; test the best-by-validation snapshot at the end.
+
+    Stops early with status "diverged" as soon as a training loss is NaN or infinite.
+    """
+    rng = np.random.default_rng(seed)
+    history = History()
+    best_state: dict[str, np.ndarray] | None = None
+    steps = math.ceil(len(dataset.train) / batch_size)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for epoch in range(1, epochs + 1):
+            start = time.perf_counter()
+            loss_sum = hits = 0.0
+            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress, unit="batch")
+            for x, y in batches(dataset.train, batch_size, dataset.pixel_max, model.dtype, rng):
+                loss, acc = model.forward(x, y, mode="train")
+                if not math.isfinite(loss):
+                    history.status = "diverged"
+                    break
+                optimizer.step(model)
+                loss_sum += loss
+                hits += acc * len(y)
+                bar.update()
+            bar.close()
+            if history.status == "diverged":
+                break
+            val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max)
+            history.train_loss.append(loss_sum / steps)
+            history.train_acc.append(hits / len(dataset.train))
+            history.val_loss.append(val_loss)
+            history.val_acc.append(val_acc)
+            history.epoch_seconds.append(time.perf_counter() - start)
+            if history.best_val_acc is None or val_acc > history.best_val_acc:
+                history.best_val_acc, history.best_epoch = val_acc, epoch
+                best_state = model.state()
+            if on_epoch is not None:
+                on_epoch(epoch, history)
+    if best_state is not None:
+        model.load_state(best_state)
+        history.test_loss, history.test_acc = evaluate(model, dataset.test, dataset.pixel_max)
+    return history
