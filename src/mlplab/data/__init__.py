@@ -62,12 +62,13 @@ def load(name: str = "digits", data_dir: str | Path | None = None) -> Dataset:
     if "train_csv" in files:
         train_x, train_y = read_csv(files["train_csv"])
         test_x, test_y = read_csv(files["test_csv"], width=train_x.shape[1] + 1)
+        _check_labels(train_y, files["train_csv"])
+        _check_labels(test_y, files["test_csv"])
         side = math.isqrt(train_x.shape[1])
         shape = (side, side) if side * side == train_x.shape[1] else (1, train_x.shape[1])
     else:
-        train_x, train_y = _idx_pair(files["train_images"], files["train_labels"])
-        test_x, test_y = _idx_pair(files["test_images"], files["test_labels"])
-        shape = (28, 28)
+        train_x, train_y, shape = _idx_pair(files["train_images"], files["train_labels"])
+        test_x, test_y, _ = _idx_pair(files["test_images"], files["test_labels"])
     if test_x.shape[1] != train_x.shape[1]:
         raise DataError(f"train images have {train_x.shape[1]} pixels but test images {test_x.shape[1]}")
     cut = int(len(train_y) * TRAIN_FRACTION)
@@ -83,8 +84,8 @@ def load(name: str = "digits", data_dir: str | Path | None = None) -> Dataset:
     )
 
 
-def _idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read matching image and label IDX files into (uint8 (n, d), int64 (n,))."""
+def _idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Read matching image and label IDX files into (uint8 (n, d), int64 (n,), image shape)."""
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.dtype != np.uint8 or images.ndim < 2:
         raise DataError(f"{images_path}: expected uint8 images, got {images.dtype} of shape {images.shape}")
@@ -93,7 +94,9 @@ def _idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndar
     if len(images) != len(labels):
         raise DataError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
     _check_labels(labels, labels_path)
-    return images.reshape(len(images), -1), labels.astype(np.int64)
+    flat = images.reshape(len(images), -1)
+    shape = images.shape[1:] if images.ndim == 3 else (1, flat.shape[1])
+    return flat, labels.astype(np.int64), (int(shape[0]), int(shape[1]))
 
 
 def _check_labels(labels: np.ndarray, where: Path | str) -> None:
