@@ -32,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     dataset = datasets.load(config["dataset"], config["data_dir"])
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MlplabError(f"--out {out}: cannot create the output directory ({exc.strerror})") from None
     print(
         f"{config['type']} on {dataset.name} ({len(dataset.train)} train / {len(dataset.val)} val / "
         f"{len(dataset.test)} test): lr={config['learning_rate']} reg={config['reg']} "
@@ -42,8 +47,7 @@ def run_train(args: argparse.Namespace) -> int:
     def report(epoch: int, history: History) -> None:
         print(epoch_line(epoch, history, config["epochs"]), flush=True)
 
-    metrics, _ = train_run(config, args.out, dataset, on_epoch=report, progress=show_progress())
-    out = Path(args.out)
+    metrics, _ = train_run(config, out, dataset, on_epoch=report, progress=show_progress())
     if metrics["status"] == "diverged":
         print(
             f"mlplab train: diverged (loss became NaN/inf) after {metrics['epochs_done']} epoch(s); "
