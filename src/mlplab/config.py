@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,8 @@ def check(config: dict[str, Any]) -> dict[str, Any]:
         option = OPTIONS[key]
         if option.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if option.kind is float and isinstance(value, str):
+            value = _exponent_literal(value)
         kinds = option.kind if isinstance(option.kind, tuple) else (option.kind,)
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             wanted = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
@@ -132,6 +135,15 @@ def check(config: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"config key {key!r}={value!r}: {option.rule}")
         out[key] = value
     return out
+
+
+def _exponent_literal(text: str) -> float | str:
+    """YAML 1.1 reads 1e-3 or 1e6 (no dot) as a string: take it as the finite number it spells, else keep the text."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
 
 
 def resolve(path: str | Path | None = None, overrides: Iterable[str] = (), **explicit: Any) -> dict[str, Any]:
