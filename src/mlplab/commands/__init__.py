@@ -1,5 +1,5 @@
 """One module per subcommand; each has `register(subparsers)` that adds its parser with `func` set."""
 
-from mlplab.commands import train
+from mlplab.commands import train, verify
 
-COMMANDS = [train]
+COMMANDS = [train, verify]
