@@ -87,6 +87,34 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     return loss, probs, dlogits
 
 
+def cross_entropy_loss_(logits: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """Summed cross-entropy of softmax(logits) and the number of correct rows; shifts `logits` in place."""
+    hits = int(np.count_nonzero(logits.argmax(axis=1) == y))
+    logits -= logits.max(axis=1, keepdims=True)
+    true = logits[np.arange(len(y)), y]
+    total = np.log(np.exp(logits).sum(axis=1))
+    return float(total.sum() - true.sum()), hits
+
+
+def softmax_cross_entropy_(logits: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """Mean cross-entropy and number of correct rows; overwrites `logits` with d(mean CE)/d(logits).
+
+    The in-place twin of `softmax_cross_entropy` for the training hot loop: no allocation beyond (n, 1) columns.
+    """
+    n = len(y)
+    rows = np.arange(n)
+    hits = int(np.count_nonzero(logits.argmax(axis=1) == y))
+    logits -= logits.max(axis=1, keepdims=True)
+    true_sum = float(logits[rows, y].sum())
+    np.exp(logits, out=logits)
+    total = logits.sum(axis=1, keepdims=True)
+    loss = (float(np.log(total).sum()) - true_sum) / n
+    total *= n
+    logits /= total
+    logits[rows, y] -= 1.0 / n
+    return loss, hits
+
+
 def accuracy(scores: np.ndarray, y: np.ndarray) -> float:
     """Fraction of rows whose highest score is the true class."""
     return float((scores.argmax(axis=1) == y).mean())

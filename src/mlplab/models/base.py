@@ -26,6 +26,7 @@ class Model:
         self.hyper = {**hyper, "dtype": self.dtype.name}
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self._scratch: dict[tuple[str, int], np.ndarray] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -45,6 +46,15 @@ class Model:
 
     def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.zeros(shape, self.dtype)
+
+    def scratch(self, key: str, rows: int, cols: int) -> np.ndarray:
+        """A (rows, cols) work array kept between calls, so a training step allocates nothing."""
+        buffer = self._scratch.get((key, rows))
+        if buffer is None:
+            if len(self._scratch) > 64:
+                self._scratch.clear()
+            buffer = self._scratch[key, rows] = np.empty((rows, cols), self.dtype)
+        return buffer
 
     def allocate_grads(self) -> None:
         """One gradient buffer per parameter, written in place by every training step."""

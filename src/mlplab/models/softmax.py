@@ -23,9 +23,13 @@ class SoftmaxRegression(Model):
         return F.relu(x @ self.params["W1"])
 
     def forward(self, x: np.ndarray, y: np.ndarray, mode: str = "train") -> tuple[float, float]:
-        z = x @ self.params["W1"]
-        a = F.relu(z)
-        loss, _, da = F.softmax_cross_entropy(a, y)
-        if mode == "train":
-            np.matmul(x.T, da * (z > 0), out=self.grads["W1"])
-        return loss, F.accuracy(a, y)
+        n, classes = len(x), self.params["W1"].shape[1]
+        z = np.matmul(x, self.params["W1"], out=self.scratch("z", n, classes))
+        a = np.maximum(z, 0, out=self.scratch("a", n, classes))
+        if mode != "train":
+            loss_sum, hits = F.cross_entropy_loss_(a, y)
+            return loss_sum / n, hits / n
+        loss, hits = F.softmax_cross_entropy_(a, y)  # a now holds dJ/da
+        a *= z > 0
+        np.matmul(x.T, a, out=self.grads["W1"])
+        return loss, hits / n

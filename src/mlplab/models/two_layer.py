@@ -31,25 +31,31 @@ class TwoLayerNet(Model):
         }
         self.allocate_grads()
 
-    def scores(self, x: np.ndarray) -> np.ndarray:
+    def _hidden(self, x: np.ndarray) -> np.ndarray:
+        """sigmoid(x·W1 + b1), written into a reused buffer."""
         p = self.params
-        hidden = F.sigmoid(x @ p["W1"] + p["b1"])
-        return hidden @ p["W2"] + p["b2"]
+        h = np.matmul(x, p["W1"], out=self.scratch("h", len(x), p["W1"].shape[1]))
+        h += p["b1"]
+        return F.sigmoid(h, out=h)
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        return self._hidden(x) @ self.params["W2"] + self.params["b2"]
 
     def forward(self, x: np.ndarray, y: np.ndarray, mode: str = "train") -> tuple[float, float]:
-        p, g = self.params, self.grads
-        z1 = x @ p["W1"]
-        z1 += p["b1"]
-        a1 = F.sigmoid(z1, out=z1)
-        z2 = a1 @ p["W2"]
-        z2 += p["b2"]
-        loss, _, dz2 = F.softmax_cross_entropy(z2, y)
-        if mode == "train":
-            np.matmul(a1.T, dz2, out=g["W2"])
-            np.sum(dz2, axis=0, out=g["b2"])
-            dz1 = dz2 @ p["W2"].T
-            dz1 *= a1
-            dz1 *= 1.0 - a1
-            np.matmul(x.T, dz1, out=g["W1"])
-            np.sum(dz1, axis=0, out=g["b1"])
-        return loss, F.accuracy(z2, y)
+        p, g, n = self.params, self.grads, len(x)
+        h = self._hidden(x)
+        z = np.matmul(h, p["W2"], out=self.scratch("z", n, p["W2"].shape[1]))
+        z += p["b2"]
+        if mode != "train":
+            loss_sum, hits = F.cross_entropy_loss_(z, y)
+            return loss_sum / n, hits / n
+        loss, hits = F.softmax_cross_entropy_(z, y)  # z now holds dJ/dz
+        np.matmul(h.T, z, out=g["W2"])
+        np.sum(z, axis=0, out=g["b2"])
+        dh = np.matmul(z, p["W2"].T, out=self.scratch("dh", n, h.shape[1]))
+        slope = np.multiply(h, h, out=self.scratch("slope", n, h.shape[1]))
+        np.subtract(h, slope, out=slope)  # σ'(a) = σ − σ²
+        dh *= slope
+        np.matmul(x.T, dh, out=g["W1"])
+        np.sum(dh, axis=0, out=g["b1"])
+        return loss, hits / n
