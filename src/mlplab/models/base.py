@@ -93,7 +93,7 @@ class Model:
             model = build_model(header["model"], **header["hyper"])
         except FileNotFoundError:
             raise MlplabError(f"{path}: no such model file") from None
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             raise MlplabError(f"{path}: not an mlplab model file ({type(exc).__name__}: {exc})") from None
         if set(params) != set(model.params):
             raise MlplabError(f"{path}: parameters {sorted(params)} do not match {header['model']}")
