@@ -1,0 +1,93 @@
+"""SGD steps worked out by hand: L2 on weight matrices only, plain and with momentum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlplab.models import SoftmaxRegression, TwoLayerNet
+from mlplab.optim import SGD
+
+
+def tiny_net() -> TwoLayerNet:
+    """A 2-2-2 net with round-number parameters and gradients."""
+    model = TwoLayerNet(input_size=2, hidden_size=2, num_classes=2, dtype="float64")
+    model.params["W1"][...] = [[1.0, 2.0], [3.0, 4.0]]
+    model.params["b1"][...] = [1.0, -1.0]
+    model.params["W2"][...] = [[-1.0, 0.5], [2.0, 0.0]]
+    model.params["b2"][...] = [0.0, 3.0]
+    model.grads["W1"][...] = [[0.1, 0.2], [0.3, 0.4]]
+    model.grads["b1"][...] = [0.2, 0.2]
+    model.grads["W2"][...] = [[1.0, -1.0], [0.0, 2.0]]
+    model.grads["b2"][...] = [-0.4, 0.4]
+    return model
+
+
+def test_one_sgd_step_by_hand() -> None:
+    model = tiny_net()
+    SGD(lr=0.5, reg=0.1).step(model)
+    # W ← W − lr·(g + reg·W);  b ← b − lr·g (no L2 on biases)
+    np.testing.assert_allclose(model.params["W1"], [[0.9, 1.8], [2.7, 3.6]], rtol=1e-15)
+    np.testing.assert_allclose(model.params["W2"], [[-1.45, 0.975], [1.9, -1.0]], rtol=1e-15)
+    np.testing.assert_allclose(model.params["b1"], [0.9, -1.1], rtol=1e-15)
+    np.testing.assert_allclose(model.params["b2"], [0.2, 2.8], rtol=1e-15)
+
+
+def test_momentum_two_steps_by_hand() -> None:
+    model = tiny_net()
+    sgd = SGD(lr=0.5, momentum=0.9)
+    sgd.step(model)  # v = −0.5·g;  θ = θ + v
+    np.testing.assert_allclose(model.params["b1"], [0.9, -1.1], rtol=1e-15)
+    model.grads["b1"][...] = [0.4, -0.2]
+    model.grads["W1"][...] = 0.0
+    sgd.step(model)  # v = 0.9·v − 0.5·g
+    np.testing.assert_allclose(model.params["b1"], [0.9 - 0.09 - 0.2, -1.1 - 0.09 + 0.1], rtol=1e-14)
+    # A zero gradient leaves W1 moving on its velocity: 0.9 times its first step.
+    np.testing.assert_allclose(model.params["W1"], [[0.95 - 0.045, 1.9 - 0.09], [2.85 - 0.135, 3.8 - 0.18]], rtol=1e-14)
+
+
+def test_step_from_a_real_forward_pass() -> None:
+    rng = np.random.default_rng(0)
+    model = TwoLayerNet(input_size=6, hidden_size=5, num_classes=10, seed=3, dtype="float64")
+    for p in model.params.values():
+        p[...] = rng.normal(0.0, 0.5, p.shape)
+    x, y = rng.random((8, 6)), rng.integers(0, 10, 8)
+    loss_before, _ = model.forward(x, y, mode="train")
+    before = model.state()
+    grads = {k: g.copy() for k, g in model.grads.items()}
+    lr, reg = 0.05, 0.01
+    SGD(lr=lr, reg=reg).step(model)
+    for name, p in model.params.items():
+        decay = reg * before[name] if name in ("W1", "W2") else 0.0
+        np.testing.assert_allclose(p, before[name] - lr * (grads[name] + decay), rtol=1e-13, atol=1e-16)
+    loss_after, _ = model.forward(x, y, mode="eval")
+    assert loss_after < loss_before  # a small step down the gradient lowers the loss
+
+
+def test_huge_reg_shrinks_weights_and_leaves_biases_alone() -> None:
+    model = TwoLayerNet(input_size=3, hidden_size=2, num_classes=2, dtype="float64")
+    model.params["b1"][...] = [1.0, 2.0]
+    weights = model.state()
+    for g in model.grads.values():
+        g[...] = 0.0
+    SGD(lr=0.1, reg=5.0).step(model)
+    np.testing.assert_allclose(model.params["W1"], 0.5 * weights["W1"], rtol=1e-15)
+    np.testing.assert_array_equal(model.params["b1"], [1.0, 2.0])
+
+
+def test_no_reg_means_plain_gradient_descent() -> None:
+    model = SoftmaxRegression(input_size=2, num_classes=2, dtype="float64")
+    model.params["W1"][...] = [[1.0, 2.0], [3.0, 4.0]]
+    model.grads["W1"][...] = [[1.0, 1.0], [-1.0, 0.0]]
+    SGD(lr=0.25).step(model)
+    np.testing.assert_array_equal(model.params["W1"], [[0.75, 1.75], [3.25, 4.0]])
+    assert model.grads["W1"].tolist() == [[1.0, 1.0], [-1.0, 0.0]]
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_float32_parameters_stay_float32(momentum: float) -> None:
+    model = TwoLayerNet(input_size=4, hidden_size=3, num_classes=2)
+    x, y = np.ones((2, 4), np.float32), np.array([0, 1])
+    model.forward(x, y, mode="train")
+    SGD(lr=0.1, reg=0.001, momentum=momentum).step(model)
+    assert {p.dtype for p in model.params.values()} == {np.dtype(np.float32)}
