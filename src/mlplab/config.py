@@ -37,6 +37,14 @@ def _one_of(*choices: str) -> Callable[[Any], bool]:
     return lambda v: v in choices
 
 
+def _positive_ints(v: Any) -> bool:
+    return len(v) > 0 and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v)
+
+
+def _increasing_ints(v: Any) -> bool:
+    return all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v) and v == sorted(set(v))
+
+
 OPTIONS: dict[str, Option] = {
     "type": Option(str, "TwoLayerNet", help="model: SoftmaxRegression, TwoLayerNet or MLP"),
     "hidden_size": Option(int, 128, _positive, "must be ≥ 1", "hidden units of TwoLayerNet"),
@@ -55,8 +63,64 @@ OPTIONS: dict[str, Option] = {
     ),
     "data_dir": Option((str, type(None)), None, help="directory holding the dataset's files"),
     "dtype": Option(str, "float32", _one_of("float32", "float64"), "must be float32 or float64", "compute precision"),
+    "hidden_sizes": Option(
+        list, [128], _positive_ints, "must be a non-empty list of ints ≥ 1", "hidden layer widths of MLP"
+    ),
+    "activation": Option(
+        str,
+        "relu",
+        _one_of("sigmoid", "tanh", "relu", "softsign"),
+        "must be sigmoid, tanh, relu or softsign",
+        "hidden activation of MLP",
+    ),
+    "init": Option(
+        str,
+        "he",
+        _one_of("he", "xavier", "assignment"),
+        "must be he, xavier or assignment",
+        "MLP weight init: He N(0,2/fan_in), Xavier N(0,2/(fan_in+fan_out)), assignment 0.001·N(0,1)",
+    ),
+    "dropout": Option(float, 0.0, lambda v: 0 <= v < 1, "must be in [0, 1)", "MLP hidden-unit drop probability"),
+    "optimizer": Option(
+        str,
+        "sgd",
+        _one_of("sgd", "nesterov", "adam", "adamw"),
+        "must be sgd, nesterov, adam or adamw",
+        "update rule (nesterov is SGD with Nesterov momentum)",
+    ),
+    "weight_decay": Option(
+        float, 0.0, _non_negative, "must be ≥ 0", "AdamW's decoupled decay λ: W ← W − lr·λ·W (use reg for L2)"
+    ),
+    "beta1": Option(float, 0.9, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam's first-moment decay"),
+    "beta2": Option(float, 0.999, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam's second-moment decay"),
+    "schedule": Option(
+        str, "none", _one_of("none", "step", "cosine"), "must be none, step or cosine", "learning-rate schedule"
+    ),
+    "warmup_epochs": Option(float, 0.0, _non_negative, "must be ≥ 0", "linear learning-rate warm-up, per step"),
+    "steps": Option(
+        list,
+        [6, 8],
+        _increasing_ints,
+        "must be increasing epochs ≥ 1",
+        "epochs after which step decay multiplies by gamma",
+    ),
+    "gamma": Option(float, 0.1, _positive, "must be > 0", "step schedule's factor"),
+    "patience": Option(
+        int, 0, _non_negative, "must be ≥ 0", "stop after this many epochs without a better val acc (0 = off)"
+    ),
+    "augment": Option(
+        int, 0, _non_negative, "must be ≥ 0", "random shifts of training images by up to this many pixels"
+    ),
+    "rotate": Option(float, 0.0, lambda v: 0 <= v <= 180, "must be in [0, 180]", "random rotations up to ± degrees"),
+    "normalize": Option(
+        str,
+        "none",
+        _one_of("none", "standardize"),
+        "must be none or standardize",
+        "per-pixel (x − mean)/std from the training split",
+    ),
 }
-ALIASES = {"model": "type", "lr": "learning_rate", "weight_decay": "reg", "hidden": "hidden_size"}
+ALIASES = {"model": "type", "lr": "learning_rate", "hidden": "hidden_size"}
 
 
 def defaults() -> dict[str, Any]:

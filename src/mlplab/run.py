@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from mlplab import data as datasets
+from mlplab.augment import BatchTransform, Standardizer
 from mlplab.data import Dataset
+from mlplab.errors import ConfigError
 from mlplab.models import Model, build_model
-from mlplab.optim import SGD, Optimizer
+from mlplab.optim import SGD, Adam, AdamW, Optimizer
 from mlplab.plots import plot_curves
+from mlplab.schedules import Schedule
 from mlplab.training import EpochCallback, History, fit
 
 
@@ -29,7 +32,37 @@ def make_model(config: dict[str, Any], dataset: Dataset) -> Model:
 
 def make_optimizer(config: dict[str, Any]) -> Optimizer:
     """The config's optimizer."""
-    return SGD(config["learning_rate"], reg=config["reg"], momentum=config["momentum"])
+    kind, lr, reg = config.get("optimizer", "sgd"), config["learning_rate"], config["reg"]
+    if config.get("weight_decay") and kind != "adamw":
+        raise ConfigError(f"weight_decay is AdamW's decoupled decay; with optimizer {kind} use reg (L2) instead")
+    if kind == "nesterov" and not config["momentum"]:
+        raise ConfigError("optimizer nesterov needs a momentum > 0")
+    if kind in ("sgd", "nesterov"):
+        return SGD(lr, reg=reg, momentum=config["momentum"], nesterov=kind == "nesterov")
+    betas = {"beta1": config["beta1"], "beta2": config["beta2"]}
+    if kind == "adam":
+        return Adam(lr, reg=reg, **betas)
+    return AdamW(lr, reg=reg, weight_decay=config["weight_decay"], **betas)
+
+
+def make_schedule(config: dict[str, Any]) -> Schedule | None:
+    """The config's learning-rate schedule, or None when the rate stays constant."""
+    schedule = Schedule(
+        config.get("schedule", "none"),
+        warmup_epochs=config.get("warmup_epochs", 0.0),
+        milestones=tuple(config.get("steps", ())),
+        gamma=config.get("gamma", 0.1),
+    )
+    return schedule if schedule.active else None
+
+
+def make_transform(config: dict[str, Any], dataset: Dataset, dtype: str) -> BatchTransform | None:
+    """The config's per-batch augmentation and standardization, or None when batches go in as they are."""
+    shift, rotate, normalize = config.get("augment", 0), config.get("rotate", 0.0), config.get("normalize", "none")
+    if not shift and not rotate and normalize == "none":
+        return None
+    standardizer = Standardizer.fit(dataset.train, dataset.pixel_max, dtype) if normalize == "standardize" else None
+    return BatchTransform(dataset.image_shape, shift=shift, rotate=rotate, standardizer=standardizer)
 
 
 def load_data(config: dict[str, Any]) -> Dataset:
@@ -48,15 +81,19 @@ def train_run(
     dataset = dataset or load_data(config)
     model = make_model(config, dataset)
     start = time.perf_counter()
+    optimizer = make_optimizer(config)
     history = fit(
         model,
-        make_optimizer(config),
+        optimizer,
         dataset,
         epochs=config["epochs"],
         batch_size=config["batch_size"],
         seed=config["seed"],
         on_epoch=on_epoch,
         progress=progress,
+        schedule=make_schedule(config),
+        patience=config.get("patience", 0),
+        transform=make_transform(config, dataset, model.dtype.name),
     )
     metrics = metrics_dict(history, config, dataset, time.perf_counter() - start)
     if out is not None:

@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from mlplab.augment import BatchTransform
 from mlplab.data import Dataset, Split
 from mlplab.models.base import Model
 from mlplab.optim import Optimizer
+from mlplab.schedules import Schedule
 
 EVAL_BATCH = 2000
 
@@ -32,6 +34,8 @@ class History:
     test_loss: float | None = None
     test_acc: float | None = None
     status: str = "ok"
+    lr: list[float] = field(default_factory=list)
+    stopped_early: bool = False
 
     @property
     def epochs_done(self) -> int:
@@ -71,10 +75,17 @@ def batches(
             yield out[:m], split.y[index]
 
 
-def evaluate(model: Model, split: Split, scale: float, batch_size: int = EVAL_BATCH) -> tuple[float, float]:
-    """Mean loss and accuracy of `model` over a whole split, in order, without gradients."""
+def evaluate(
+    model: Model, split: Split, scale: float, batch_size: int = EVAL_BATCH, transform: BatchTransform | None = None
+) -> tuple[float, float]:
+    """Mean loss and accuracy of `model` over a whole split, in order, without gradients.
+
+    A `transform` standardizes each batch as in training (it never augments here).
+    """
     total_loss = total_hits = 0.0
     for x, y in batches(split, batch_size, scale, model.dtype):
+        if transform is not None:
+            x = transform.eval(x)
         loss, acc = model.forward(x, y, mode="eval")
         total_loss += loss * len(y)
         total_hits += acc * len(y)
@@ -95,21 +106,39 @@ def fit(
     seed: int = 0,
     on_epoch: EpochCallback | None = None,
     progress: bool = False,
+    schedule: Schedule | None = None,
+    patience: int = 0,
+    transform: BatchTransform | None = None,
 ) -> History:
     """Train for `epochs`, validating after each; test the best-by-validation snapshot at the end.
 
-    Stops early with status "diverged" as soon as a training loss is NaN or infinite.
+    Stops early with status "diverged" as soon as a training loss is NaN or infinite. Options:
+    `schedule` sets optimizer.lr = base_lr · factor before every step; `patience` > 0 stops once validation
+    accuracy has not improved for that many epochs; `transform` augments (seeded by `seed`) and standardizes
+    training batches and standardizes validation/test batches, and its standardization is folded into the
+    model's first layer at the end, so the returned model takes the same inputs as any other.
     """
     rng = np.random.default_rng(seed)
     history = History()
     best_state: dict[str, np.ndarray] | None = None
     steps = math.ceil(len(dataset.train) / batch_size)
+    lr_factors = schedule.factors(epochs, steps) if schedule is not None and schedule.active else None
+    augment_rng = np.random.default_rng([seed, 1])  # its own stream: augmenting never changes the shuffling
+    standardizer = transform.standardizer if transform is not None else None
+    if standardizer is not None:
+        standardizer.check_foldable(model)
+    step = 0
     with np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             loss_sum = hits = 0.0
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress, unit="batch")
             for x, y in batches(dataset.train, batch_size, dataset.pixel_max, model.dtype, rng):
+                if transform is not None:
+                    x = transform.train(x, augment_rng)
+                if lr_factors is not None:
+                    optimizer.lr = optimizer.base_lr * float(lr_factors[step])
+                    step += 1
                 loss, acc = model.forward(x, y, mode="train")
                 if not math.isfinite(loss):
                     history.status = "diverged"
@@ -121,18 +150,25 @@ def fit(
             bar.close()
             if history.status == "diverged":
                 break
-            val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max)
+            val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max, transform=transform)
             history.train_loss.append(loss_sum / steps)
             history.train_acc.append(hits / len(dataset.train))
             history.val_loss.append(val_loss)
             history.val_acc.append(val_acc)
             history.epoch_seconds.append(time.perf_counter() - start)
+            history.lr.append(optimizer.lr)
             if history.best_val_acc is None or val_acc > history.best_val_acc:
                 history.best_val_acc, history.best_epoch = val_acc, epoch
                 best_state = model.state()
             if on_epoch is not None:
                 on_epoch(epoch, history)
+            if patience and epoch - history.best_epoch >= patience:
+                history.stopped_early = True
+                break
     if best_state is not None:
         model.load_state(best_state)
+    if standardizer is not None:
+        standardizer.fold_into(model)
+    if best_state is not None:
         history.test_loss, history.test_acc = evaluate(model, dataset.test, dataset.pixel_max)
     return history

@@ -1,0 +1,133 @@
+"""Per-batch input transforms: random shifts and rotations of images (training only) and per-pixel standardization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from mlplab.data import Split
+from mlplab.errors import MlplabError
+from mlplab.models.base import Model
+
+MIN_STD = 0.1
+"""Floor of a pixel's std (in scaled units) when standardizing: border pixels that are almost always 0 would
+otherwise be blown up by 1/std into huge, rare inputs."""
+STATS_CHUNK = 4096
+
+
+def shift_images(x: np.ndarray, image_shape: tuple[int, int], max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Each row of x (n, H·W) moved by its own random whole-pixel (dy, dx) in [−max_shift, max_shift]; the
+    pixels moved in from outside are 0 (background). Works on any dtype; returns a new array."""
+    n = len(x)
+    h, w = image_shape
+    s = max_shift
+    dy, dx = rng.integers(-s, s + 1, size=(2, n))
+    padded = np.pad(x.reshape(n, h, w), ((0, 0), (s, s), (s, s)))
+    rows = np.arange(h)[None, :] + (s - dy)[:, None]
+    cols = np.arange(w)[None, :] + (s - dx)[:, None]
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]].reshape(n, h * w)
+
+
+def rotate_images(
+    x: np.ndarray, image_shape: tuple[int, int], max_degrees: float, rng: np.random.Generator, max_shift: int = 0
+) -> np.ndarray:
+    """Each row of x (n, H·W) rotated about the image centre by its own random angle in ±max_degrees, then moved
+    by a random whole-pixel shift in ±max_shift; bilinear resampling, 0 outside. Returns a new array of x's dtype.
+
+    The angle's sign follows scipy.ndimage.rotate, and the shift draws match shift_images for the same rng.
+    """
+    n = len(x)
+    h, w = image_shape
+    dy, dx = rng.integers(-max_shift, max_shift + 1, size=(2, n))  # drawn first, as shift_images does
+    angle = np.deg2rad(rng.uniform(-max_degrees, max_degrees, size=n))
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+    # For every output pixel, where it comes from: undo the shift, then rotate back by −angle about the centre.
+    u = np.arange(h)[None, :, None] - cy - dy[:, None, None]
+    v = np.arange(w)[None, None, :] - cx - dx[:, None, None]
+    src_row = cos * u + sin * v + cy
+    src_col = cos * v - sin * u + cx
+    sample = np.broadcast_to(np.arange(n, dtype=np.float64)[:, None, None], src_row.shape)
+    images = x.reshape(n, h, w)
+    out = ndimage.map_coordinates(images, [sample, src_row, src_col], order=1, mode="constant", cval=0.0)
+    return out.reshape(n, h * w)
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Per-pixel (x − mean)·inv_std, with mean and std measured on the training split only."""
+
+    mean: np.ndarray
+    inv_std: np.ndarray
+
+    @classmethod
+    def fit(cls, split: Split, scale: float, dtype: np.dtype | str = "float32", min_std: float = MIN_STD):
+        """Mean and std of each pixel of `split` after dividing by `scale`, std floored at `min_std`."""
+        total = np.zeros(split.x.shape[1])
+        total_sq = np.zeros(split.x.shape[1])
+        for start in range(0, len(split), STATS_CHUNK):  # chunks: a float64 copy of all of MNIST is 300 MB
+            chunk = split.x[start : start + STATS_CHUNK].astype(np.float64) / scale
+            total += chunk.sum(axis=0)
+            total_sq += np.square(chunk).sum(axis=0)
+        n = max(len(split), 1)
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - mean * mean, 0.0))
+        return cls(mean.astype(dtype), (1.0 / np.maximum(std, min_std)).astype(dtype))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Standardize a float batch in place (and return it)."""
+        x -= self.mean
+        x *= self.inv_std
+        return x
+
+    def check_foldable(self, model: Model) -> None:
+        """Raise unless `model` starts with an affine layer W1 (inputs × units) plus bias b1 to fold into."""
+        params = model.params
+        if "W1" not in params or "b1" not in params or params["W1"].shape[0] != len(self.mean):
+            raise MlplabError(
+                f"{type(model).__name__} has no first layer W1 ({len(self.mean)} inputs) with a bias b1 "
+                "to fold the input standardization into; use normalize: none with it"
+            )
+
+    def fold_into(self, model: Model) -> None:
+        """Make `model` take raw input by rewriting its first layer: (x − μ)·s @ W + b = x @ (s·W) + (b − (μ·s) @ W)."""
+        self.check_foldable(model)
+        params = model.params
+        weight = params["W1"].astype(np.float64)
+        scale = self.inv_std.astype(np.float64)
+        params["b1"][...] = params["b1"] - (self.mean * scale) @ weight
+        params["W1"][...] = scale[:, None] * weight
+
+
+class BatchTransform:
+    """What fit does to each batch: augmentation (training batches only), then standardization (every batch)."""
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int],
+        shift: int = 0,
+        rotate: float = 0.0,
+        standardizer: Standardizer | None = None,
+    ) -> None:
+        self.image_shape = image_shape
+        self.shift = shift
+        self.rotate = rotate
+        self.standardizer = standardizer
+
+    @property
+    def augments(self) -> bool:
+        return self.shift > 0 or self.rotate > 0
+
+    def train(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A training batch: randomly shifted/rotated by `rng`, then standardized."""
+        if self.rotate > 0:
+            x = rotate_images(x, self.image_shape, self.rotate, rng, self.shift)
+        elif self.shift > 0:
+            x = shift_images(x, self.image_shape, self.shift, rng)
+        return self.eval(x)
+
+    def eval(self, x: np.ndarray) -> np.ndarray:
+        """A validation or test batch: standardized only (never augmented)."""
+        return self.standardizer(x) if self.standardizer is not None else x
