@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -80,17 +81,80 @@ def evaluate(
 ) -> tuple[float, float]:
     """Mean loss and accuracy of `model` over a whole split, in order, without gradients.
 
-    A `transform` standardizes each batch as in training (it never augments here).
+    Reads the split's cached float copy (made on first use), so repeated evaluation is GEMM-bound. A `transform`
+    standardizes each batch as in training (it never augments here).
     """
+    xs = split.scaled(scale, model.dtype)
     total_loss = total_hits = 0.0
-    for x, y in batches(split, batch_size, scale, model.dtype):
+    for start in range(0, len(split), batch_size):
+        x, y = xs[start : start + batch_size], split.y[start : start + batch_size]
         if transform is not None:
-            x = transform.eval(x)
+            x = transform.eval(x.copy())
         loss, acc = model.forward(x, y, mode="eval")
         total_loss += loss * len(y)
         total_hits += acc * len(y)
     n = max(len(split), 1)
     return total_loss / n, total_hits / n
+
+
+@dataclass
+class EpochStats:
+    """What one pass over the training split produced."""
+
+    loss_sum: float = 0.0
+    hits: float = 0.0
+    steps: int = 0
+    diverged: bool = False
+
+
+def train_epoch(
+    model: Model,
+    optimizer: Optimizer,
+    split: Split,
+    batch_size: int,
+    scale: float,
+    rng: np.random.Generator,
+    *,
+    transform: BatchTransform | None = None,
+    augment_rng: np.random.Generator | None = None,
+    lr_at: Callable[[int], float] | None = None,
+    on_step: Callable[[float], bool | None] | None = None,
+) -> EpochStats:
+    """One shuffled pass of forward, backward and update; stops at a NaN/inf loss or when `on_step` says so.
+
+    `lr_at(i)` sets the learning rate of the epoch's i-th step; `on_step(loss)` runs after each update and ends
+    the epoch by returning True.
+    """
+    stats = EpochStats()
+    for x, y in batches(split, batch_size, scale, model.dtype, rng):
+        if transform is not None:
+            x = transform.train(x, augment_rng)
+        if lr_at is not None:
+            optimizer.lr = lr_at(stats.steps)
+        loss, acc = model.forward(x, y, mode="train")
+        if not math.isfinite(loss):
+            stats.diverged = True
+            break
+        optimizer.step(model)
+        stats.loss_sum += loss
+        stats.hits += acc * len(y)
+        stats.steps += 1
+        if on_step is not None and on_step(loss):
+            break
+    return stats
+
+
+def _scheduled_lr(base_lr: float, factors: np.ndarray, offset: int, i: int) -> float:
+    return base_lr * float(factors[offset + i])
+
+
+def _ticker(bar: tqdm) -> Callable[[float], None]:
+    """An on_step that advances the progress bar (and never stops the epoch)."""
+
+    def tick(_loss: float) -> None:
+        bar.update()
+
+    return tick
 
 
 EpochCallback = Callable[[int, History], None]
@@ -127,32 +191,30 @@ def fit(
     standardizer = transform.standardizer if transform is not None else None
     if standardizer is not None:
         standardizer.check_foldable(model)
-    step = 0
     with np.errstate(over="ignore", invalid="ignore"):
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
-            loss_sum = hits = 0.0
             bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress, unit="batch")
-            for x, y in batches(dataset.train, batch_size, dataset.pixel_max, model.dtype, rng):
-                if transform is not None:
-                    x = transform.train(x, augment_rng)
-                if lr_factors is not None:
-                    optimizer.lr = optimizer.base_lr * float(lr_factors[step])
-                    step += 1
-                loss, acc = model.forward(x, y, mode="train")
-                if not math.isfinite(loss):
-                    history.status = "diverged"
-                    break
-                optimizer.step(model)
-                loss_sum += loss
-                hits += acc * len(y)
-                bar.update()
+            offset = (epoch - 1) * steps  # global index of this epoch's first step
+            stats = train_epoch(
+                model,
+                optimizer,
+                dataset.train,
+                batch_size,
+                dataset.pixel_max,
+                rng,
+                transform=transform,
+                augment_rng=augment_rng,
+                lr_at=None if lr_factors is None else partial(_scheduled_lr, optimizer.base_lr, lr_factors, offset),
+                on_step=_ticker(bar) if progress else None,
+            )
             bar.close()
-            if history.status == "diverged":
+            if stats.diverged:
+                history.status = "diverged"
                 break
             val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max, transform=transform)
-            history.train_loss.append(loss_sum / steps)
-            history.train_acc.append(hits / len(dataset.train))
+            history.train_loss.append(stats.loss_sum / steps)
+            history.train_acc.append(stats.hits / len(dataset.train))
             history.val_loss.append(val_loss)
             history.val_acc.append(val_acc)
             history.epoch_seconds.append(time.perf_counter() - start)

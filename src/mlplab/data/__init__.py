@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +25,17 @@ class Split:
 
     x: np.ndarray
     y: np.ndarray
+    _scaled: dict[tuple[float, str], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def scaled(self, scale: float, dtype: np.dtype | str = "float32") -> np.ndarray:
+        """x / scale as floats, computed once and kept: evaluation reads it every epoch."""
+        key = (scale, np.dtype(dtype).name)
+        if key not in self._scaled:
+            self._scaled[key] = np.multiply(self.x, np.asarray(1.0 / scale, dtype), dtype=dtype)
+        return self._scaled[key]
 
 
 @dataclass(frozen=True)
