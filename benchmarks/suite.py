@@ -1,0 +1,331 @@
+"""Side-by-side timings of the default Two-Layer Net step: mlplab vs PyTorch vs scikit-learn, plus the GEMM floor.
+
+Every ratio is measured in one run on the same data, batch size and BLAS thread count. `--quick` shrinks every
+workload so CI can check the output's shape without timing anything meaningful.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+from mlplab import data
+from mlplab.data import Dataset, Split
+from mlplab.errors import DataError
+from mlplab.models import TwoLayerNet
+from mlplab.optim import SGD
+from mlplab.training import evaluate, train_epoch
+
+REPO = Path(__file__).resolve().parent.parent
+LR, REG, CLASSES = 0.1, 0.001, 10
+
+
+def median_seconds(run: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of `run` over `repeats` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def blas_threads() -> int:
+    return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=1)
+
+
+def workload(quick: bool, data_dir: str | None) -> Dataset:
+    """MNIST when it can be found (never downloaded), else random data of MNIST's shapes."""
+    if not quick:
+        try:
+            return data.load("mnist", data_dir) if data_dir else _mnist_from_env()
+        except DataError as exc:
+            print(f"benchmarks: {exc}; timing random MNIST-shaped data instead", file=sys.stderr)
+    n_train, n_eval = (2048, 512) if quick else (48000, 11000)
+    rng = np.random.default_rng(0)
+
+    def split(n: int) -> Split:
+        return Split(rng.integers(0, 256, (n, 784), dtype=np.uint8), rng.integers(0, CLASSES, n))
+
+    return Dataset("synthetic", split(n_train), split(n_eval), split(n_eval), (28, 28), 255.0, source="random")
+
+
+def _mnist_from_env() -> Dataset:
+    os.environ.setdefault("MLPLAB_NO_DOWNLOAD", "1")
+    return data.load("mnist")
+
+
+def mlplab_epoch(ds: Dataset, hidden: int, batch: int, repeats: int) -> float:
+    """Seconds per training epoch of mlplab's TwoLayerNet + SGD, through the same code `fit` runs."""
+    model = TwoLayerNet(ds.input_size, hidden, CLASSES, seed=0)
+    optimizer = SGD(LR, reg=REG)
+    rng = np.random.default_rng(0)
+    return median_seconds(lambda: train_epoch(model, optimizer, ds.train, batch, ds.pixel_max, rng), repeats)
+
+
+def torch_epoch(ds: Dataset, hidden: int, batch: int, repeats: int, threads: int) -> float | None:
+    """Seconds per epoch of the same network, loss, L2 and SGD in PyTorch (CPU, float32), or None without it."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    x = torch.from_numpy(ds.train.x.astype(np.float32) / np.float32(ds.pixel_max))
+    y = torch.from_numpy(ds.train.y)
+    net = torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.Sigmoid(), torch.nn.Linear(hidden, CLASSES))
+    weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
+    biases = [p for name, p in net.named_parameters() if name.endswith("bias")]
+    opt = torch.optim.SGD([{"params": weights, "weight_decay": REG}, {"params": biases}], lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def epoch() -> None:
+        order = torch.randperm(len(y))
+        for start in range(0, len(y), batch):
+            index = order[start : start + batch]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(net(x[index]), y[index]).backward()
+            opt.step()
+
+    return median_seconds(epoch, repeats)
+
+
+def sklearn_epoch(ds: Dataset, hidden: int, batch: int, repeats: int) -> float:
+    """Seconds per epoch of scikit-learn's MLPClassifier with the same shape, batch, lr and L2."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    x = ds.train.x.astype(np.float32) / np.float32(ds.pixel_max)
+    clf = MLPClassifier(
+        (hidden,),
+        activation="logistic",
+        solver="sgd",
+        alpha=REG,
+        batch_size=batch,
+        learning_rate_init=LR,
+        momentum=0.0,
+        nesterovs_momentum=False,
+        random_state=0,
+    )
+    classes = np.arange(CLASSES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return median_seconds(lambda: clf.partial_fit(x, ds.train.y, classes=classes), repeats)
+
+
+def floor_epoch(n: int, hidden: int, batch: int, repeats: int) -> float:
+    """The two big GEMMs of every step alone (x·W1 forward, xᵀ·δ for the W1 gradient), summed over an epoch."""
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 784), np.float32)
+    w = rng.random((784, hidden), np.float32)
+    delta = rng.random((batch, hidden), np.float32)
+    h, grad = np.empty((batch, hidden), np.float32), np.empty((784, hidden), np.float32)
+    steps = -(-n // batch)
+
+    def epoch() -> None:
+        for _ in range(steps):
+            np.matmul(x, w, out=h)
+            np.matmul(x.T, delta, out=grad)
+
+    return median_seconds(epoch, repeats)
+
+
+def eval_seconds(ds: Dataset, repeats: int) -> float:
+    """Validation + test evaluation of the default net, as `fit` does after every epoch and at the end."""
+    model = TwoLayerNet(ds.input_size, 128, CLASSES, seed=0)
+    return median_seconds(
+        lambda: (evaluate(model, ds.val, ds.pixel_max), evaluate(model, ds.test, ds.pixel_max)), repeats
+    )
+
+
+def gemm_roof(size: int) -> float:
+    """GFLOP/s of one large float32 GEMM: the machine's practical peak for this work."""
+    a = np.random.default_rng(0).random((size, size), np.float32)
+    return 2 * size**3 / median_seconds(lambda: a @ a, 3) / 1e9
+
+
+def step_flops(batch: int, hidden: int) -> int:
+    """Multiply-adds ×2 of one training step: forward, W2/h gradients, and the W1 gradient."""
+    return 2 * batch * (2 * 784 * hidden + 3 * hidden * CLASSES)
+
+
+def peak_rss_mb(ds: Dataset, quick: bool) -> dict[str, Any]:
+    """Peak resident memory of a real `mlplab train` run (default config) in a child process."""
+    with tempfile.TemporaryDirectory() as out:
+        if ds.name == "mnist":
+            args = ["--dataset", "mnist", "--data-dir", ds.source]
+            what = "mlplab train, configs/two_layer.yaml on MNIST, 10 epochs"
+        else:
+            args = ["--dataset", "digits", "--set", "epochs=2"]
+            what = "mlplab train on digits (no MNIST here)"
+        if quick:
+            args = ["--dataset", "digits", "--set", "epochs=1"]
+            what = "mlplab train on digits, 1 epoch (quick)"
+        command = [
+            sys.executable,
+            "-m",
+            "mlplab.cli",
+            "train",
+            "--config",
+            str(REPO / "configs/two_layer.yaml"),
+            *args,
+            "--out",
+            out,
+        ]
+        subprocess.run(command, check=True, capture_output=True)
+    return {"what": what, "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def sweep_throughput(ds: Dataset, quick: bool) -> dict[str, Any]:
+    """Wall time of the same learning-rate sweep (a real `run_sweep`) with 1 worker and with 2."""
+    from mlplab.experiments.executors import make_executor
+    from mlplab.experiments.sweep import run_sweep, value_configs
+
+    values = ["0.05", "0.1", "0.2", "0.3"]
+    if ds.name == "mnist" and not quick:
+        settings = ["dataset=mnist", f"data_dir={ds.source}", "epochs=2"]
+    else:
+        settings = ["dataset=digits", "epochs=1" if quick else "epochs=20", "batch_size=16"]
+    key, configs = value_configs("learning_rate", values, None, settings)
+    seconds = {}
+    for workers in (1, 2):
+        executor = make_executor(workers)
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            try:
+                run_sweep(key, configs, out, executor)
+            finally:
+                executor.close()
+            seconds[workers] = time.perf_counter() - start
+    return {
+        "runs": len(values),
+        "dataset": settings[0].split("=")[1],
+        "seconds_1_worker": seconds[1],
+        "seconds_2_workers": seconds[2],
+        "speedup": seconds[1] / seconds[2],
+    }
+
+
+def run(quick: bool, data_dir: str | None) -> dict[str, Any]:
+    """Every measurement, as one JSON-ready dict."""
+    repeats = 1 if quick else 5
+    ds = workload(quick, data_dir)
+    threads = blas_threads()
+    n, hidden, batch = len(ds.train), 128, 64
+    print(
+        f"workload: {ds.name}, {n} training samples, batch {batch}, hidden {hidden}, {threads} BLAS threads",
+        file=sys.stderr,
+    )
+    ours = mlplab_epoch(ds, hidden, batch, repeats)
+    torch_s = torch_epoch(ds, hidden, batch, repeats, threads)
+    sk = sklearn_epoch(ds, hidden, batch, max(1, repeats // 2))
+    floor = floor_epoch(n, hidden, batch, repeats)
+    roof = gemm_roof(512 if quick else 2048)
+    scaling = []
+    widths = [64, 256] if quick else [64, 128, 256, 512, 1024]
+    sizes = [16, 256] if quick else [16, 32, 64, 128, 256, 512, 1024]
+    for h, b in [(h, batch) for h in widths] + [(hidden, b) for b in sizes]:
+        seconds = ours if (h, b) == (hidden, batch) else mlplab_epoch(ds, h, b, max(1, repeats // 2))
+        flops = step_flops(b, h) * -(-n // b)
+        scaling.append(
+            {
+                "hidden": h,
+                "batch": b,
+                "epoch_seconds": seconds,
+                "gflops": flops / seconds / 1e9,
+                "of_roof": flops / seconds / 1e9 / roof,
+            }
+        )
+    return {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "blas_threads": threads,
+            "numpy": np.__version__,
+            "quick": quick,
+        },
+        "workload": {"dataset": ds.name, "train_samples": n, "hidden": hidden, "batch": batch},
+        "epoch_seconds": {"mlplab": ours, "torch": torch_s, "sklearn": sk},
+        "ratios": {"mlplab_over_torch": ours / torch_s if torch_s else None, "mlplab_over_sklearn": ours / sk},
+        "floor": {"epoch_seconds": floor, "efficiency": floor / ours},
+        "eval": {"samples": len(ds.val) + len(ds.test), "seconds": eval_seconds(ds, 3 if quick else 20)},
+        "memory": peak_rss_mb(ds, quick),
+        "sweep": sweep_throughput(ds, quick),
+        "gemm_roof_gflops": roof,
+        "scaling": scaling,
+    }
+
+
+def markdown(r: dict[str, Any]) -> str:
+    """The results as the tables README shows."""
+    e, ratios = r["epoch_seconds"], r["ratios"]
+    torch_cell = f"{e['torch']:.3f}" if e["torch"] else "not installed"
+    torch_ratio = f"{ratios['mlplab_over_torch']:.2f}×" if ratios["mlplab_over_torch"] else "—"
+    lines = [
+        f"Workload: {r['workload']['dataset']}, {r['workload']['train_samples']} training samples, "
+        f"784-{r['workload']['hidden']}-10 sigmoid, batch {r['workload']['batch']}, float32, "
+        f"{r['machine']['blas_threads']} BLAS threads, {r['machine']['cores']} cores.",
+        "",
+        "| measure | value | target |",
+        "| --- | --- | --- |",
+        f"| mlplab epoch | {e['mlplab']:.3f} s | |",
+        f"| PyTorch CPU epoch | {torch_cell} s | |",
+        f"| scikit-learn MLPClassifier epoch | {e['sklearn']:.3f} s | |",
+        f"| mlplab / PyTorch | {torch_ratio} | ≤ 0.5× |",
+        f"| mlplab / scikit-learn | {ratios['mlplab_over_sklearn']:.2f}× | |",
+        f"| GEMM floor per epoch | {r['floor']['epoch_seconds']:.3f} s | |",
+        f"| floor efficiency (floor / epoch) | {r['floor']['efficiency']:.0%} | ≥ 70% |",
+        f"| evaluation of {r['eval']['samples']} samples | {r['eval']['seconds'] * 1000:.1f} ms | ≤ 30 ms |",
+        f"| peak RSS ({r['memory']['what']}) | {r['memory']['peak_rss_mb']:.0f} MB | ≤ 400 MB |",
+    ]
+    s = r["sweep"]
+    lines.append(
+        f"| sweep of {s['runs']} {s['dataset']} runs: 2 workers vs 1 | {s['speedup']:.2f}× throughput "
+        f"({s['seconds_1_worker']:.1f} s → {s['seconds_2_workers']:.1f} s) | ≥ 1.8× |"
+    )
+    lines += [
+        "",
+        f"Scaling (GEMM roof: {r['gemm_roof_gflops']:.0f} GFLOP/s, one large float32 GEMM):",
+        "",
+        "| hidden | batch | epoch s | GFLOP/s | of roof |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {s['hidden']} | {s['batch']} | {s['epoch_seconds']:.3f} | {s['gflops']:.1f} | {s['of_roof']:.0%} |"
+        for s in r["scaling"]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny workloads: checks the output, times nothing")
+    parser.add_argument("--data-dir", help="MNIST directory (default: $MLPLAB_DATA/mnist, else random data)")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="where JSON + Markdown go")
+    args = parser.parse_args(argv)
+    results = run(args.quick, args.data_dir)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "quick" if args.quick else "latest"
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (out / f"{stem}.md").write_text(table)
+    print(table)
+    return 0

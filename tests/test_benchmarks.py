@@ -1,0 +1,56 @@
+"""The benchmark suite's quick mode runs end to end and writes complete, consistent JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from benchmarks import suite
+
+
+@pytest.fixture(scope="module")
+def quick_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    assert suite.main(["--quick", "--out", str(out)]) == 0
+    return json.loads((out / "quick.json").read_text()), (out / "quick.md").read_text()
+
+
+def test_every_measure_is_present_and_positive(quick_results):
+    results, _ = quick_results
+    assert results["machine"]["quick"] is True
+    assert results["epoch_seconds"]["mlplab"] > 0 and results["epoch_seconds"]["sklearn"] > 0
+    assert results["floor"]["epoch_seconds"] > 0
+    assert results["floor"]["efficiency"] == pytest.approx(
+        results["floor"]["epoch_seconds"] / results["epoch_seconds"]["mlplab"]
+    )
+    assert results["eval"]["samples"] == 1024 and results["eval"]["seconds"] > 0
+    assert 20 < results["memory"]["peak_rss_mb"] < 4000
+    assert results["gemm_roof_gflops"] > 0
+
+
+def test_torch_ratio_matches_its_times(quick_results):
+    results, _ = quick_results
+    torch_seconds = results["epoch_seconds"]["torch"]
+    if torch_seconds is None:
+        assert results["ratios"]["mlplab_over_torch"] is None
+    else:
+        assert results["ratios"]["mlplab_over_torch"] == pytest.approx(
+            results["epoch_seconds"]["mlplab"] / torch_seconds
+        )
+
+
+def test_scaling_table_covers_widths_and_batches(quick_results):
+    results, markdown = quick_results
+    pairs = {(s["hidden"], s["batch"]) for s in results["scaling"]}
+    assert {(64, 64), (256, 64), (128, 16), (128, 256)} <= pairs
+    for row in results["scaling"]:
+        assert row["gflops"] == pytest.approx(
+            suite.step_flops(row["batch"], row["hidden"]) * -(-2048 // row["batch"]) / row["epoch_seconds"] / 1e9
+        )
+    assert markdown.count("\n| ") >= 10 + len(results["scaling"])
+    assert "floor efficiency" in markdown and "mlplab / PyTorch" in markdown
+
+
+def test_step_flops_counts_the_three_big_products():
+    # forward x·W1 and h·W2, backward hᵀδ, δ·W2ᵀ and xᵀδ: 2·B·(2·784·H + 3·H·10)
+    assert suite.step_flops(64, 128) == 2 * 64 * (2 * 784 * 128 + 3 * 128 * 10)
