@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import IDX_NAMES, WriteIdx
+from conftest import IDX_NAMES, ONE_THREAD, WriteIdx
 from mlplab import config as configs
 from mlplab.cli import main
 from mlplab.models import Model, TwoLayerNet
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TIMING_KEYS = ("epoch_seconds", "total_seconds")
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def command(*args: str, python_flags: tuple[str, ...] = ()) -> list[str]:
@@ -60,7 +61,7 @@ def without_timing(metrics: dict[str, Any]) -> dict[str, Any]:
 def digits_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """`mlplab train --config configs/digits.yaml` run once, as a real subprocess."""
     work = tmp_path_factory.mktemp("digits_run")
-    env = {**os.environ, "MLPLAB_NO_DOWNLOAD": "1", "MLPLAB_CACHE": str(work / "cache")}
+    env = {**os.environ, **ONE_THREAD, "MLPLAB_NO_DOWNLOAD": "1", "MLPLAB_CACHE": str(work / "cache")}
     result = subprocess.run(
         command("train", "--config", str(CONFIGS / "digits.yaml"), "--out", "runs/digits"),
         cwd=work,

@@ -18,6 +18,7 @@ from mlplab.run import train_run
 from mlplab.training import History, batches, evaluate, fit
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")
