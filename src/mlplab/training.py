@@ -232,5 +232,6 @@ def fit(
     if standardizer is not None:
         standardizer.fold_into(model)
     if best_state is not None:
-        history.test_loss, history.test_acc = evaluate(model, dataset.test, dataset.pixel_max)
+        with np.errstate(over="ignore", invalid="ignore"):  # a snapshot from before a divergence may be huge
+            history.test_loss, history.test_acc = evaluate(model, dataset.test, dataset.pixel_max)
     return history
