@@ -286,6 +286,13 @@ def test_data_dir_is_the_only_place_looked_when_given(
     assert "train-images-idx3-ubyte" in message
 
 
+def test_one_of_the_four_files_missing(synthetic_mnist: Path) -> None:
+    (synthetic_mnist / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DataError, match="expected the four IDX files") as info:
+        load("mnist", synthetic_mnist)
+    assert "t10k-labels-idx1-ubyte" in str(info.value)
+
+
 def test_missing_data_dir(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"no mnist files in .*nowhere"):
         load("mnist", tmp_path / "nowhere")
