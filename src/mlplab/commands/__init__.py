@@ -1,5 +1,5 @@
 """One module per subcommand; each has `register(subparsers)` that adds its parser with `func` set."""
 
-from mlplab.commands import train, verify
+from mlplab.commands import reproduce, sweep, train, tune, verify
 
-COMMANDS = [train, verify]
+COMMANDS = [train, verify, sweep, tune, reproduce]

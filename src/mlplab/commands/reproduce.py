@@ -1,0 +1,41 @@
+"""`mlplab reproduce`: the whole course writeup (default run, two sweeps, tuning table, theory) and its report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlplab import config as configs
+from mlplab.commands.common import add_config_arguments
+from mlplab.commands.sweep import add_executor_arguments, executor_from, finished_line
+from mlplab.experiments.reproduce import reproduce
+from mlplab.report import percent, points
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("reproduce", help="run the writeup's experiments and write report.md / report.html")
+    add_config_arguments(parser)
+    add_executor_arguments(parser)
+    parser.add_argument("--out", default="runs/reproduce", help="output directory (default: runs/reproduce)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    base = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
+    print(f"reproducing the writeup with {base['type']} on {base['dataset']} into {args.out}", flush=True)
+    with executor_from(args) as executor:
+        results = reproduce(base, args.out, executor, on_saved=lambda n, m: print(finished_line(n, m), flush=True))
+    print()
+    for key, title in (("learning_rate_sweep", "learning rate"), ("reg_sweep", "reg")):
+        cells = "  ".join(f"{v}: {percent(r['val_acc'])}/{percent(r['test_acc'])}" for v, r in results[key].items())
+        print(f"{title:>13} sweep (val/test)  {cells}")
+    columns = results["tuning"]
+    default, last = columns["Default"], list(columns.values())[-1]
+    print(f"{'tuning':>13}  " + "  ".join(f"{name}: {c['change'] or 'default'}" for name, c in columns.items()))
+    print(
+        f"{'':>13}  test {percent(default['test_acc'])} → {percent(last['test_acc'])} "
+        f"({points(last['test_acc'] - default['test_acc'])})"
+    )
+    out = Path(args.out)
+    print(f"\nwrote {out}/report.md, {out}/report.html and {out}/results.json in {results['seconds']:.0f} s")
+    return 0

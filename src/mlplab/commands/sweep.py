@@ -1,0 +1,62 @@
+"""`mlplab sweep KEY V1 V2 …`: one run per value, in parallel, resumable, with the writeup's table."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mlplab.commands.common import add_config_arguments
+from mlplab.experiments.executors import Executor, make_executor
+from mlplab.experiments.store import summarize
+from mlplab.experiments.sweep import run_sweep, value_configs
+from mlplab.report import percent
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """--workers N or --dask-scheduler ADDRESS."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local worker processes (default: the number of cores)")
+    where.add_argument(
+        "--dask-scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786"
+    )
+
+
+def executor_from(args: argparse.Namespace) -> Executor:
+    return make_executor(args.workers, args.dask_scheduler)
+
+
+def finished_line(name: str, metrics: dict[str, Any]) -> str:
+    """One line per finished run."""
+    s = summarize(metrics)
+    status = "" if s["status"] == "ok" else f"  [{s['status']}]"
+    return (
+        f"{name}: train {percent(s['train_acc'])}  val {percent(s['val_acc'])}  test {percent(s['test_acc'])}"
+        f"  ({s['epochs_done']} epochs, {metrics.get('total_seconds', 0):.1f} s){status}"
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("sweep", help="one run per value of a config key; table, curves and overlay plot")
+    parser.add_argument("key", help="the config key to vary, e.g. learning_rate")
+    parser.add_argument("values", nargs="+", help="the values, e.g. 1 0.1 0.05 0.01")
+    add_config_arguments(parser)
+    add_executor_arguments(parser)
+    parser.add_argument("--out", help="output directory (default: runs/sweep-KEY); rerun with it to resume")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    key, configs = value_configs(
+        args.key, args.values, args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir
+    )
+    out = args.out or f"runs/sweep-{key}"
+    with executor_from(args) as executor:
+        result = run_sweep(
+            key, configs, out, executor, on_saved=lambda name, m: print(finished_line(name, m), flush=True)
+        )
+    print()
+    print(result.table.markdown())
+    print(
+        f"\nwrote {out}/results.json, table.md, val_acc.png, report.md, report.html and runs/*/ (curves.png per value)"
+    )
+    return 0

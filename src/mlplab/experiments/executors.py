@@ -1,0 +1,266 @@
+"""Where runs execute: in this process, in a local process pool, or on a Dask cluster; same numbers everywhere.
+
+A task is a picklable function plus arguments (a resolved config); each worker loads its dataset once and
+keeps it, so tasks never ship arrays. The parent collects results one at a time as they finish.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import socket
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from mlplab import data as datasets
+from mlplab.data import Dataset
+from mlplab.errors import MlplabError
+from mlplab.experiments.store import RunOutcome, RunStore
+from mlplab.run import train_run
+from mlplab.training import EpochCallback
+
+# One BLAS thread per run, whatever the worker count: these matrices are small enough that a second thread
+# slows a run down, and OpenBLAS sums in a different order with another thread count, which would make
+# parallel numbers differ from serial ones in the last bits.
+BLAS_THREADS = 1
+
+_datasets: dict[tuple[str, str | None], Dataset] = {}
+_datasets_lock = threading.Lock()
+
+
+def cached_dataset(config: dict[str, Any]) -> Dataset:
+    """The config's dataset, loaded once per process (a Dask worker may run several tasks in threads)."""
+    key = (config["dataset"], config.get("data_dir"))
+    with _datasets_lock:
+        if key not in _datasets:
+            _datasets[key] = datasets.load(*key)
+        return _datasets[key]
+
+
+def train_in_worker(config: dict[str, Any], on_epoch: EpochCallback | None = None) -> RunOutcome:
+    """Train one resolved config with the BLAS thread limit and return metrics plus parameters, writing nothing."""
+    with threadpool_limits(limits=BLAS_THREADS):
+        dataset = cached_dataset(config)
+        metrics, model = train_run(config, dataset=dataset, on_epoch=on_epoch)
+    return RunOutcome(metrics, type(model).__name__, dict(model.hyper), model.params, dataset.pixel_max)
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Executor(ABC):
+    """Submit tasks, then wait for whichever finishes first."""
+
+    slots: int = 1
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        """Start `fn(*args)` (or queue it); returns a handle."""
+
+    @abstractmethod
+    def wait_any(self, handles: Collection[Any]) -> list[Any]:
+        """Block until at least one of `handles` is done; return the done ones."""
+
+    @abstractmethod
+    def result(self, handle: Any) -> Any:
+        """The finished task's return value (or its exception, raised)."""
+
+    def close(self) -> None:  # noqa: B027 - nothing to release unless a subclass holds workers
+        """Release workers or connections."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Deferred:
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.fn, self.args = fn, args
+        self.done = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class SerialExecutor(Executor):
+    """Runs each task in this process when it is waited for, in submission order."""
+
+    def __init__(self) -> None:
+        self.order: list[_Deferred] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> _Deferred:
+        task = _Deferred(fn, args)
+        self.order.append(task)
+        return task
+
+    def wait_any(self, handles: Collection[_Deferred]) -> list[_Deferred]:
+        done = [h for h in handles if h.done]
+        if done:
+            return done
+        wanted = set(map(id, handles))
+        task = next(t for t in self.order if id(t) in wanted and not t.done)
+        self.order.remove(task)
+        try:
+            task.value = task.fn(*task.args)
+        except Exception as exc:  # handed to whoever asks for the result, like a future
+            task.error = exc
+        task.done = True
+        return [task]
+
+    def result(self, handle: _Deferred) -> Any:
+        if handle.error is not None:
+            raise handle.error
+        return handle.value
+
+
+def _preload() -> None:
+    """Runs in each pool worker before its first task: heavy imports are already done by the fork server."""
+
+
+class LocalExecutor(Executor):
+    """A process pool of `workers` processes on this machine."""
+
+    def __init__(self, workers: int) -> None:
+        self.slots = workers
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            # Workers fork from a server that has already imported mlplab, so each starts in milliseconds.
+            context.set_forkserver_preload([__name__])
+        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_preload)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> cf.Future:
+        return self.pool.submit(fn, *args)
+
+    def wait_any(self, handles: Collection[cf.Future]) -> list[cf.Future]:
+        return list(cf.wait(handles, return_when=cf.FIRST_COMPLETED).done)
+
+    def result(self, handle: cf.Future) -> Any:
+        try:
+            return handle.result()
+        except cf.process.BrokenProcessPool as exc:
+            raise MlplabError(f"a worker process died ({exc}); rerun with the same --out to resume") from None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor(Executor):
+    """Tasks on an existing Dask cluster (`dask scheduler` + `dask worker`); mlplab must be installed there."""
+
+    def __init__(self, address: str, timeout: float = 10.0) -> None:
+        from distributed import Client
+
+        try:
+            _check_reachable(address, timeout)
+            self.client = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise MlplabError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        self.slots = max(1, sum(self.client.nthreads().values()))
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def wait_any(self, handles: Collection[Any]) -> list[Any]:
+        from distributed import wait
+
+        return list(wait(list(handles), return_when="FIRST_COMPLETED").done)
+
+    def result(self, handle: Any) -> Any:
+        return handle.result()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _check_reachable(address: str, timeout: float) -> None:
+    """Fail at once on a refused tcp:// address instead of retrying until the timeout."""
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp"):
+        return
+    host, _, port = rest.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"expected tcp://HOST:PORT, got {address!r}")
+    with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+        pass
+
+
+def make_executor(workers: int | None = None, dask_scheduler: str | None = None) -> Executor:
+    """Dask when a scheduler address is given, else a pool of `workers` processes (one means this process)."""
+    if dask_scheduler:
+        return DaskExecutor(dask_scheduler)
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise MlplabError(f"--workers must be ≥ 1, got {workers}")
+    return SerialExecutor() if workers == 1 else LocalExecutor(workers)
+
+
+class Runner:
+    """Named runs over an executor and a store: finished ones are loaded, the rest run once and are saved
+    the moment they arrive; identical names share one run."""
+
+    def __init__(
+        self, executor: Executor, store: RunStore, on_saved: Callable[[str, dict[str, Any]], None] | None = None
+    ) -> None:
+        self.executor = executor
+        self.store = store
+        self.on_saved = on_saved
+        self.finished: dict[str, dict[str, Any]] = {}
+        self.running: dict[Any, str] = {}
+        self.titles: dict[str, str] = {}
+
+    def request(self, name: str, config: dict[str, Any], title: str = "") -> str:
+        """Make sure run `name` with `config` exists or is under way; returns the name."""
+        if name in self.finished or name in self.running.values():
+            return name
+        stored = self.store.load(name, config)
+        if stored is not None:
+            self.finished[name] = stored
+            return name
+        self.titles[name] = title
+        self.running[self.executor.submit(train_in_worker, config)] = name
+        return name
+
+    def result(self, name: str) -> dict[str, Any]:
+        """Run `name`'s metrics, saving every other run that finishes meanwhile."""
+        while name not in self.finished:
+            if not self.running:
+                raise KeyError(f"run {name!r} was never requested")
+            self.collect()
+        return self.finished[name]
+
+    def collect(self) -> None:
+        """Wait for at least one running task and save whatever has finished."""
+        for handle in self.executor.wait_any(list(self.running)):
+            name = self.running.pop(handle)
+            outcome: RunOutcome = self.executor.result(handle)
+            self.finished[name] = self.store.save(name, outcome, self.titles.pop(name, ""))
+            if self.on_saved:
+                self.on_saved(name, self.finished[name])
+
+    def drain(self) -> None:
+        """Wait for every requested run."""
+        while self.running:
+            self.collect()
+
+
+def run_dir_name(text: str) -> str:
+    """A run name usable as a directory name on any system."""
+    safe = "".join(c if c.isalnum() or c in "=.,+-_" else "_" for c in text)
+    return safe or "_"
+
+
+def check_dataset_reachable(config: dict[str, Any]) -> None:
+    """Fail early, in the parent, when the data files cannot be found (workers would each fail later)."""
+    if config["dataset"] != "digits":
+        from mlplab.data.sources import locate
+
+        locate(config["dataset"], config.get("data_dir"))

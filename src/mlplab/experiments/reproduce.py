@@ -1,0 +1,278 @@
+"""The course writeup in one call: the default run, the learning-rate and regularization sweeps, a greedy
+tuning table, the theory checks, and a report with data-driven commentary.
+
+Every run goes through one Runner, so identical configs (the default, lr 0.1 in the lr sweep, reg 0.001 in the reg
+sweep) run once, each result is saved the moment it arrives, and a rerun with the same output directory redoes
+nothing finished. More sections plug in through `Extra` (e.g. the randomization tests).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from mlplab.experiments.commentary import tuning_commentary
+from mlplab.experiments.executors import Executor, Runner, check_dataset_reachable, run_dir_name
+from mlplab.experiments.figures import accuracy_overlay
+from mlplab.experiments.store import RunStore, summarize
+from mlplab.experiments.sweep import SweepResult, accuracy_table, sweep_section
+from mlplab.report import Figure, Section, Table, percent, points, write_html, write_markdown
+from mlplab.run import write_json
+
+LR_VALUES = (1.0, 0.1, 0.05, 0.01)
+REG_VALUES = (1.0, 0.1, 0.01, 0.001, 0.0001)
+REG_SWEEP_LR = 0.1
+# Tuning candidates besides the sweeps' winners: each is tried alone on the default first.
+FIXED_CANDIDATES: tuple[dict[str, Any], ...] = ({"momentum": 0.9}, {"batch_size": 32}, {"epochs": 20})
+
+
+def label(value: Any) -> str:
+    """A value as the writeup prints it: 1, 0.1, 0.0001."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def change_text(overrides: dict[str, Any]) -> str:
+    return ", ".join(f"{k} = {label(v)}" for k, v in overrides.items())
+
+
+@dataclass
+class Context:
+    """What a section needs: the base config, the shared runner, the output directory, results so far."""
+
+    base: dict[str, Any]
+    out: Path
+    runner: Runner
+    executor: Executor
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def name(self, config: dict[str, Any]) -> str:
+        """A run's directory name: its differences from the base config, or "default"."""
+        diff = {k: v for k, v in sorted(config.items()) if self.base.get(k) != v}
+        return run_dir_name("+".join(f"{k}={label(v)}" for k, v in diff.items()) or "default")
+
+    def request(self, overrides: dict[str, Any]) -> str:
+        config = {**self.base, **overrides}
+        name = self.name(config)
+        diff = {k: v for k, v in config.items() if self.base.get(k) != v}
+        title = f"{config['type']} on {config['dataset']}: {change_text(diff) or 'default settings'}"
+        return self.runner.request(name, config, title)
+
+    def metrics(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        return self.runner.result(self.request(overrides))
+
+    def run_dir(self, overrides: dict[str, Any]) -> Path:
+        return self.runner.store.path(self.name({**self.base, **overrides}))
+
+
+@dataclass
+class Extra:
+    """An additional report section: its results.json key and a builder returning (section, results)."""
+
+    key: str
+    build: Callable[[Context], tuple[Section, Any]]
+
+
+def relative_run(ctx: Context, overrides: dict[str, Any]) -> str:
+    return ctx.run_dir(overrides).relative_to(ctx.out).as_posix()
+
+
+def entry(ctx: Context, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A run as results.json records it: accuracies, curves, status and where its files are."""
+    return {**summarize(ctx.metrics(overrides)), "run": relative_run(ctx, overrides)}
+
+
+def sweep_overrides(key: str, values: Sequence[Any], fixed: dict[str, Any] | None = None) -> dict[str, dict]:
+    return {label(v): {**(fixed or {}), key: v} for v in values}
+
+
+def reproduce(
+    base: dict[str, Any],
+    out: str | Path,
+    executor: Executor,
+    extras: Sequence[Extra] = (),
+    on_saved: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the whole writeup into `out`; returns the content of results.json."""
+    start = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_dataset_reachable(base)
+    ctx = Context(base, out, Runner(executor, RunStore(out / "runs"), on_saved), executor)
+    lr_runs = sweep_overrides("learning_rate", LR_VALUES)
+    reg_runs = sweep_overrides("reg", REG_VALUES, {"learning_rate": REG_SWEEP_LR})
+    for overrides in [{}, *lr_runs.values(), *reg_runs.values(), *FIXED_CANDIDATES]:
+        ctx.request(overrides)  # everything known up front goes to the workers now
+    theory = theory_section(ctx)  # computed here while the workers train
+    sections = [
+        default_section(ctx),
+        sweep_report(ctx, "learning_rate_sweep", "learning_rate", lr_runs, "Learning rate"),
+        sweep_report(ctx, "reg_sweep", "reg", reg_runs, "Regularization", f"at learning rate {label(REG_SWEEP_LR)}"),
+        tuning_section(ctx, lr_runs, reg_runs),
+        *([theory] if theory else []),
+    ]
+    for extra in extras:
+        section, results = extra.build(ctx)
+        ctx.results[extra.key] = results
+        sections.append(section)
+    seconds = time.perf_counter() - start
+    ctx.results = {"dataset": ctx.metrics({})["dataset"], "base_config": base, **ctx.results, "seconds": seconds}
+    write_json(out / "results.json", ctx.results)
+    title = f"Reproducing the course experiments on {base['dataset']}"
+    preamble = preamble_text(ctx, seconds)
+    write_markdown(out / "report.md", title, sections, preamble)
+    write_html(out / "report.html", title, sections, preamble)
+    return ctx.results
+
+
+def preamble_text(ctx: Context, seconds: float) -> str:
+    data = ctx.metrics({})["dataset"]
+    b = ctx.base
+    return (
+        f"{b['type']} on {data['name']} ({data['train']:,} training / {data['val']:,} validation / "
+        f"{data['test']:,} test images). Defaults: learning rate {label(b['learning_rate'])}, reg {label(b['reg'])}, "
+        f"batch {b['batch_size']}, {b['epochs']} epochs, hidden size {b['hidden_size']}, momentum "
+        f"{label(b['momentum'])}, seed {b['seed']}. Every accuracy is that of the best-by-validation epoch's model "
+        f"(the one tested); training accuracy is the running mean over that epoch. Choices are made on validation "
+        f"accuracy only. This invocation took {seconds:.0f} s with {ctx.executor.slots} worker(s)."
+    )
+
+
+def default_section(ctx: Context) -> Section:
+    ctx.results["default"] = entry(ctx, {})
+    metrics = ctx.metrics({})
+    s = summarize(metrics)
+    table = accuracy_table("Default", {"Two-Layer Net": metrics})
+    lines = [
+        f"The default run reaches {percent(s['val_acc'])} on validation at epoch {s['best_epoch']} of "
+        f"{s['epochs_done']} and {percent(s['test_acc'])} on test."
+    ]
+    curve = s["curves"]["val_acc"]
+    if len(curve) >= 3 and s["best_epoch"] == len(curve) and curve[-1] - curve[-3] > 0.002:
+        lines.append("Validation accuracy was still rising at the last epoch: the default stops too early.")
+    if s["status"] != "ok":
+        lines.append(f"The run ended with status {s['status']}.")
+    figure = ctx.run_dir({}) / "curves.png"
+    figures = [Figure(figure, "Loss and accuracy per epoch of the default run.")] if figure.exists() else []
+    return Section("Default run", "The assignment's default settings, trained once.", [table], lines, figures)
+
+
+def sweep_report(
+    ctx: Context, key: str, swept: str, runs: dict[str, dict[str, Any]], name: str, detail: str = ""
+) -> Section:
+    ctx.results[key] = {v: entry(ctx, o) for v, o in runs.items()}
+    result = SweepResult(
+        swept,
+        {v: ctx.metrics(o) for v, o in runs.items()},
+        {v: ctx.run_dir(o) for v, o in runs.items()},
+        ctx.out,
+    )
+    intro = f"One run per {swept} value{' ' + detail if detail else ''}; everything else at the default."
+    return sweep_section(result, f"{name} sweep", intro, overlay=f"{key}.png")
+
+
+def tuning_candidates(ctx: Context, lr_runs: dict, reg_runs: dict) -> list[dict[str, Any]]:
+    """The sweeps' winners (by validation accuracy) plus the fixed candidates, minus any that change nothing."""
+
+    def winner(runs: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+        best = max(runs.values(), key=lambda o: summarize(ctx.metrics(o))["val_acc"] or -1.0)
+        return {key: best[key]}
+
+    candidates = [winner(lr_runs, "learning_rate"), winner(reg_runs, "reg"), *FIXED_CANDIDATES]
+    return [c for c in candidates if any(ctx.base.get(k) != v for k, v in c.items())]
+
+
+def tuning_section(ctx: Context, lr_runs: dict, reg_runs: dict) -> Section:
+    """Greedy forward selection on validation accuracy: each candidate alone first, then stacked in order of
+    its own gain, each kept only if it raises validation accuracy over the columns before it."""
+    default = summarize(ctx.metrics({}))
+    gains = {}
+    for candidate in tuning_candidates(ctx, lr_runs, reg_runs):
+        single = summarize(ctx.metrics(candidate))["val_acc"]
+        gains[change_text(candidate)] = (candidate, None if single is None else single - default["val_acc"])
+    order = sorted(
+        (c for c, gain in gains.values() if gain is not None and gain > 0),
+        key=lambda c: -gains[change_text(c)][1],
+    )
+    current: dict[str, Any] = {}
+    columns = [{"name": "Default", "change": None, "overrides": {}, **default}]
+    tried = [
+        {"change": text, "val_acc": None if gain is None else default["val_acc"] + gain, "kept": False}
+        | {"against": default["val_acc"], "alone": True}
+        for text, (_, gain) in gains.items()
+        if gain is None or gain <= 0
+    ]
+    for i, candidate in enumerate(order):
+        speculative = dict(current)
+        for upcoming in order[i : i + ctx.executor.slots]:  # keep idle workers busy on the all-kept path
+            speculative = {**speculative, **upcoming}
+            ctx.request(speculative)
+        stacked = {**current, **candidate}
+        s = summarize(ctx.metrics(stacked))
+        against = columns[-1]["val_acc"]
+        kept = s["val_acc"] is not None and s["val_acc"] > against
+        tried.append(
+            {
+                "change": change_text(candidate),
+                "val_acc": s["val_acc"],
+                "kept": kept,
+                "against": against,
+                "alone": False,
+            }
+        )
+        if kept:
+            current = stacked
+            name = f"Exp{len(columns)}"
+            columns.append({"name": name, "change": change_text(candidate), "overrides": dict(stacked), **s})
+    table = Table(
+        ["", *(c["name"] for c in columns)],
+        [
+            ["Change", "assignment defaults", *(f"+ {c['change']}" for c in columns[1:])],
+            ["Training accuracy", *(percent(c["train_acc"]) for c in columns)],
+            ["Validation accuracy", *(percent(c["val_acc"]) for c in columns)],
+            ["Test accuracy", *(percent(c["test_acc"]) for c in columns)],
+            [
+                "Improvement over default (test)",
+                "—",
+                *(points(c["test_acc"] - default["test_acc"]) for c in columns[1:]),
+            ],
+        ],
+    )
+    ctx.results["tuning"] = {
+        c["name"]: {k: v for k, v in c.items() if k != "name"} | {"run": relative_run(ctx, c["overrides"])}
+        for c in columns
+    }
+    ctx.results["tuning_search"] = tried
+    figures = []
+    series = {c["name"] + (f": + {c['change']}" if c["change"] else ""): c["curves"]["val_acc"] for c in columns}
+    overlay = ctx.out / "tuning.png"
+    accuracy_overlay(series, overlay, "Validation accuracy per epoch of each tuning step")
+    figures.append(Figure(overlay, "Validation accuracy per epoch, one line per column of the tuning table."))
+    last = ctx.run_dir(columns[-1]["overrides"]) / "curves.png"
+    if len(columns) > 1 and last.exists():
+        figures.append(Figure(last, f"Loss and accuracy per epoch of {columns[-1]['name']}, the tuned model."))
+    intro = (
+        "Candidate changes: the learning-rate and regularization sweeps' winners, momentum 0.9, batch size 32 and "
+        "20 epochs. Each is first run alone on the default; those that help are stacked in order of their own "
+        "gain, and a change becomes a column only if it raises validation accuracy over the column before."
+    )
+    return Section("Tuning", intro, [table], tuning_commentary(columns, tried), figures)
+
+
+def theory_section(ctx: Context) -> Section | None:
+    """The theory checks' table, when mlplab.theory is available."""
+    try:
+        from mlplab import theory
+    except ImportError:
+        return None
+    claims = theory.run_all()
+    passed = [getattr(c, "passed", None) for c in claims]
+    ctx.results["theory"] = [asdict(c) if is_dataclass(c) else str(c) for c in claims]
+    lines = [f"{sum(p is True for p in passed)} of {len(claims)} checks pass."]
+    failed = [str(getattr(c, "number", i + 1)) for i, c in enumerate(claims) if getattr(c, "passed", True) is False]
+    if failed:
+        lines.append(f"Failing: {', '.join(failed)}.")
+    intro = "The problem set's claims, each checked numerically (`mlplab theory`)."
+    return Section("Theory checks", intro, [], lines, [], markdown=theory.to_markdown(claims))

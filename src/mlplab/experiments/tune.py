@@ -1,0 +1,412 @@
+"""Optuna tuning: maximize validation accuracy (never test), prune hopeless trials from their per-epoch validation
+accuracy, persist every finished trial in an RDB storage.
+
+The parent asks and tells; workers only train. All storage writes happen here, so a SQLite file needs no
+locking between processes and workers (local or Dask) need no database access. A worker decides pruning with
+Optuna's own pruner on an in-memory copy of the completed trials' curves taken when its trial was submitted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from mlplab import config as configs
+from mlplab.errors import ConfigError, MlplabError
+from mlplab.experiments.executors import Executor, cached_dataset, check_dataset_reachable, train_in_worker
+from mlplab.experiments.store import RunOutcome, RunStore, summarize
+from mlplab.plots import plt
+from mlplab.report import Table, percent
+from mlplab.run import metrics_dict, write_json
+from mlplab.training import History
+
+SAMPLERS = ("grid", "random", "tpe")
+PRUNER_STARTUP = 3  # completed trials before any pruning: the median of fewer says little
+PRUNER_WARMUP = 2  # epochs every trial gets before it can be pruned
+TOP = 10
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched config key: a list of choices, or a range (with an optional step, or log scale)."""
+
+    key: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+
+    @property
+    def integer(self) -> bool:
+        return configs.OPTIONS[self.key].kind is int
+
+    def suggest(self, trial: optuna.Trial) -> Any:
+        if self.choices is not None:
+            return trial.suggest_categorical(self.key, list(self.choices))
+        assert self.low is not None and self.high is not None
+        if self.integer:
+            return trial.suggest_int(self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
+
+    def grid(self) -> list[Any]:
+        """Every value the grid sampler should try."""
+        if self.choices is not None:
+            return list(self.choices)
+        if self.step is None:
+            raise ConfigError(f"grid sampling needs choices or a step for {self.key!r}")
+        assert self.low is not None and self.high is not None
+        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
+        values = [self.low + i * self.step for i in range(count)]
+        return [int(v) for v in values] if self.integer else [round(v, 12) for v in values]
+
+
+def load_space(path: str | Path) -> dict[str, Param]:
+    """A search space YAML: `key: {choices: [...]}` or `key: {low: .., high: .., step: .., log: true}`."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such search space file") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the search space: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{path}: expected a mapping of config keys to {{choices: [...]}} or {{low:, high:}}")
+    space = {}
+    for name, spec in raw.items():
+        (key,) = configs.parse_overrides([f"{name}=0"])
+        space[key] = _param(path, key, spec)
+    return space
+
+
+def _param(path: Path, key: str, spec: Any) -> Param:
+    where = f"{path}: {key}"
+    if key not in configs.OPTIONS:
+        configs.check({key: None})  # raises "unknown config key" with the closest match
+    if isinstance(spec, list):
+        spec = {"choices": spec}
+    if not isinstance(spec, dict) or not ({"choices"} <= spec.keys() or {"low", "high"} <= spec.keys()):
+        raise ConfigError(f"{where}: expected {{choices: [...]}} or {{low: ..., high: ...}}")
+    unknown = set(spec) - {"choices", "low", "high", "step", "log"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    if "choices" in spec:
+        choices = spec["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where}: choices must be a non-empty list")
+        checked = tuple(_checked(where, key, c) for c in choices)
+        return Param(key, choices=checked)
+    low, high = _checked(where, key, spec["low"]), _checked(where, key, spec["high"])
+    if not isinstance(low, int | float) or isinstance(low, bool) or low >= high:
+        raise ConfigError(f"{where}: needs numbers with low < high, got low={low!r} high={high!r}")
+    step, log = spec.get("step"), bool(spec.get("log", False))
+    if step is not None and (not isinstance(step, int | float) or step <= 0 or log):
+        raise ConfigError(f"{where}: step must be a positive number and cannot be combined with log")
+    if log and low <= 0:
+        raise ConfigError(f"{where}: a log range needs low > 0")
+    return Param(key, low=low, high=high, step=step, log=log)
+
+
+def _checked(where: str, key: str, value: Any) -> Any:
+    try:
+        return configs.check({key: value})[key]
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def grid_size(space: dict[str, Param]) -> int:
+    return math.prod(len(p.grid()) for p in space.values())
+
+
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """GridSampler minus its `study.stop()` once the grid is done, which only works inside `study.optimize`;
+    the ask/tell loop caps the trial count at the grid size instead."""
+
+    def after_trial(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+def make_sampler(kind: str, space: dict[str, Param], seed: int) -> optuna.samplers.BaseSampler:
+    if kind == "grid":
+        return AskTellGridSampler({k: p.grid() for k, p in space.items()}, seed=seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    raise ConfigError(f"unknown sampler {kind!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def default_pruner() -> optuna.pruners.BasePruner:
+    """Stop a trial whose validation accuracy is below the median of the completed trials' at the same epoch."""
+    return optuna.pruners.MedianPruner(n_startup_trials=PRUNER_STARTUP, n_warmup_steps=PRUNER_WARMUP)
+
+
+def default_storage(out: Path) -> str:
+    return f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+def open_study(
+    storage: str, name: str, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner
+) -> optuna.Study:
+    """Create the study, or load it to resume; any Optuna RDB URL (sqlite:///…, postgresql://…, mysql://…)."""
+    try:
+        return optuna.create_study(
+            storage=storage,
+            study_name=name,
+            sampler=sampler,
+            pruner=pruner,
+            direction="maximize",
+            load_if_exists=True,
+        )
+    except ImportError as exc:
+        raise MlplabError(f"storage {storage}: a database driver is missing ({exc})") from None
+    except Exception as exc:  # SQLAlchemy's and Optuna's errors for bad URLs and unreachable servers
+        raise MlplabError(f"cannot open the Optuna storage {storage}: {type(exc).__name__}: {exc}") from None
+
+
+# --- in the worker -------------------------------------------------------------------------------------------
+
+
+def trial_task(
+    config: dict[str, Any], pruner: optuna.pruners.BasePruner, completed: list[tuple[float, dict[int, float]]]
+) -> RunOutcome:
+    """Train one trial; after each epoch ask the pruner, on a copy of the completed trials, whether to stop."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    mirror = optuna.create_study(direction="maximize", pruner=pruner)
+    mirror.add_trials(
+        [optuna.trial.create_trial(value=v, intermediate_values=curve) for v, curve in completed],
+    )
+    trial = mirror.ask()
+    seen: list[History] = []
+    start = time.perf_counter()
+
+    def on_epoch(epoch: int, history: History) -> None:
+        seen[:] = [history]
+        trial.report(history.val_acc[-1], epoch)
+        if epoch < config["epochs"] and trial.should_prune():
+            raise optuna.TrialPruned
+
+    try:
+        return train_in_worker(config, on_epoch)
+    except optuna.TrialPruned:
+        history = seen[0]
+        history.status = "pruned"
+        return RunOutcome(metrics_dict(history, config, cached_dataset(config), time.perf_counter() - start))
+
+
+# --- in the parent -------------------------------------------------------------------------------------------
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _dead(owner_tag: Any) -> bool:
+    """Whether a trial's owner was a process on this machine that no longer exists."""
+    host, _, pid = str(owner_tag).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def requeue_interrupted(study: optuna.Study) -> list[int]:
+    """Trials left RUNNING by a killed process on this machine: mark them failed and queue their params again."""
+    stale = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if _dead(t.user_attrs.get("owner"))
+    ]
+    for t in stale:
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+        if t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+    return [t.number for t in stale]
+
+
+def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials that ran to an outcome (complete, pruned, or failed on their own); not ones a kill interrupted."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return [t for t in study.get_trials(deepcopy=False, states=states) if "status" in t.user_attrs]
+
+
+def budget_left(study: optuna.Study, trials: int) -> int:
+    running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    return trials - len(finished_trials(study)) - running
+
+
+def pruning_snapshot(study: optuna.Study) -> list[tuple[float, dict[int, float]]]:
+    return [
+        (t.value, dict(t.intermediate_values))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None
+    ]
+
+
+@dataclass
+class TuneResult:
+    study: optuna.Study
+    out: Path
+    storage: str
+
+    @property
+    def best(self) -> optuna.trial.FrozenTrial | None:
+        complete = [
+            t for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None
+        ]
+        return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+
+
+def run_study(
+    base: dict[str, Any],
+    space: dict[str, Param],
+    trials: int,
+    out: str | Path,
+    executor: Executor,
+    *,
+    sampler: str = "tpe",
+    storage: str | None = None,
+    study_name: str = "mlplab",
+    pruner: optuna.pruners.BasePruner | None = None,
+    on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+) -> TuneResult:
+    """Run trials until the study holds `trials` finished ones, telling each as it arrives; resumable."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_dataset_reachable(base)
+    if sampler == "grid":
+        trials = min(trials, grid_size(space))
+    storage = storage or default_storage(out)
+    pruner = pruner if pruner is not None else default_pruner()
+    study = open_study(storage, study_name, make_sampler(sampler, space, base["seed"]), pruner)
+    if sampler != "grid":  # a resumed seeded sampler must not replay the first trials' draws
+        study.sampler = make_sampler(sampler, space, base["seed"] + len(study.trials))
+    requeue_interrupted(study)
+    store = RunStore(out / "trials")
+    tag = owner()
+    in_flight: dict[Any, tuple[optuna.Trial, dict[str, Any]]] = {}
+    while True:
+        while len(in_flight) < executor.slots and budget_left(study, trials) > 0:
+            trial = study.ask()
+            trial.set_user_attr("owner", tag)
+            config = {**base, **{key: p.suggest(trial) for key, p in space.items()}}
+            in_flight[executor.submit(trial_task, config, pruner, pruning_snapshot(study))] = (trial, config)
+        if not in_flight:
+            break
+        for handle in executor.wait_any(list(in_flight)):
+            trial, config = in_flight.pop(handle)
+            frozen = record(study, trial, executor.result(handle), store)
+            if on_trial:
+                on_trial(frozen)
+    result = TuneResult(study, out, storage)
+    write_outputs(result, space)
+    return result
+
+
+def record(study: optuna.Study, trial: optuna.Trial, outcome: RunOutcome, store: RunStore) -> optuna.trial.FrozenTrial:
+    """Save the trial's run directory, then tell the study (one committed write: the trial is persisted)."""
+    metrics = outcome.metrics
+    s = summarize(metrics)
+    store.save(f"trial-{trial.number:04d}", outcome, f"trial {trial.number}: {_params_text(trial.params)}")
+    for epoch, acc in enumerate(metrics["val_acc"], start=1):
+        trial.report(acc, epoch)
+    for key in ("status", "train_acc", "test_acc", "best_epoch", "epochs_done"):
+        trial.set_user_attr(key, s[key])
+    trial.set_user_attr("seconds", metrics.get("total_seconds"))
+    if s["status"] == "pruned":
+        return study.tell(trial, state=TrialState.PRUNED)
+    if s["val_acc"] is None or not math.isfinite(s["val_acc"]):
+        return study.tell(trial, state=TrialState.FAIL)
+    return study.tell(trial, s["val_acc"])
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def top_table(result: TuneResult, space: dict[str, Param], top: int = TOP) -> Table:
+    """The best completed trials by validation accuracy, with the test accuracy of each (reported, never used)."""
+    complete = [
+        t for t in result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None
+    ]
+    ranked = sorted(complete, key=lambda t: (-t.value, t.number))[:top]
+    rows = [
+        [
+            str(rank),
+            str(t.number),
+            *(_fmt(t.params.get(k)) for k in space),
+            percent(t.value),
+            percent(t.user_attrs.get("test_acc")),
+            str(t.user_attrs.get("best_epoch")),
+        ]
+        for rank, t in enumerate(ranked, start=1)
+    ]
+    return Table(["rank", "trial", *space, "val acc", "test acc", "best epoch"], rows)
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    finished = finished_trials(study)
+    return {
+        state.name.lower(): sum(t.state == state for t in finished)
+        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
+
+
+def write_outputs(result: TuneResult, space: dict[str, Param]) -> None:
+    """best.json, top_trials.md and history.png in the output directory."""
+    best = result.best
+    summary: dict[str, Any] = {"storage": result.storage, "study": result.study.study_name, **counts(result.study)}
+    if best is not None:
+        summary["best"] = {
+            "trial": best.number,
+            "params": best.params,
+            "val_acc": best.value,
+            "test_acc": best.user_attrs.get("test_acc"),
+            "train_acc": best.user_attrs.get("train_acc"),
+            "run_dir": str(result.out / "trials" / f"trial-{best.number:04d}"),
+        }
+    write_json(result.out / "best.json", summary)
+    (result.out / "top_trials.md").write_text(top_table(result, space).markdown() + "\n")
+    plot_history(result.study, result.out / "history.png")
+
+
+def plot_history(study: optuna.Study, path: Path) -> None:
+    """Each finished trial's best validation accuracy in order, pruned ones marked, and the best so far."""
+    finished = sorted(finished_trials(study), key=lambda t: t.number)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for state, marker, label in ((TrialState.COMPLETE, "o", "complete"), (TrialState.PRUNED, "x", "pruned")):
+        picked = [t for t in finished if t.state == state]
+        values = [max(t.intermediate_values.values(), default=np.nan) for t in picked]
+        ax.plot([t.number for t in picked], values, marker, linestyle="none", label=label)
+    complete = [(t.number, t.value) for t in finished if t.state == TrialState.COMPLETE and t.value is not None]
+    if complete:
+        best = np.maximum.accumulate([v for _, v in complete])
+        ax.step([n for n, _ in complete], best, where="post", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("best validation accuracy")
+    ax.set_title(f"Optuna study {study.study_name!r}: validation accuracy per trial")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
