@@ -224,6 +224,7 @@ def test_divergence_writes_metrics_and_exits_1(
     metrics = read_metrics(tmp_path / "run")
     assert metrics["status"] == "diverged" and metrics["epochs_done"] == 0 and metrics["train_loss"] == []
     assert metrics["test_acc"] is None and metrics["config"]["learning_rate"] == 1e6
+    assert not (tmp_path / "run" / "model.npz").exists()  # no epoch finished: no best model to keep
 
 
 def test_divergence_after_some_epochs_keeps_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -118,13 +118,17 @@ def metrics_dict(history: History, config: dict[str, Any], dataset: Dataset, sec
 
 
 def write_run(out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset) -> None:
-    """Write the run's three files, each atomically so a crash never leaves a half-written one."""
+    """Write the run's three files, each atomically so a crash never leaves a half-written one.
+
+    A run that diverged before finishing an epoch has no best-by-validation model: it writes metrics only.
+    """
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
-    if metrics["train_loss"]:
-        config = metrics["config"]
-        title = f"{config['type']} on {dataset.name}: lr={config['learning_rate']}, reg={config['reg']}"
-        plot_curves(metrics, out / "curves.png", title)
+    if metrics["best_epoch"] is None:
+        return
+    config = metrics["config"]
+    title = f"{config['type']} on {dataset.name}: lr={config['learning_rate']}, reg={config['reg']}"
+    plot_curves(metrics, out / "curves.png", title)
     model.save(
         out / "model.npz",
         dataset=dataset.name,
