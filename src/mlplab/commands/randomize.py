@@ -1,0 +1,137 @@
+"""`mlplab randomize`: the randomization tests of Zhang et al. (2017) with a one-hidden-layer MLP."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from mlplab.commands.common import add_data_arguments
+from mlplab.commands.sweep import add_executor_arguments, executor_from
+from mlplab.config import infer_dataset
+from mlplab.errors import MlplabError
+from mlplab.experiments.randomize import (
+    CONDITIONS,
+    DEFAULT_CORRUPTION,
+    FIGURES,
+    OPTIMIZERS,
+    Settings,
+    condition_names,
+    randomize,
+)
+
+QUICK = {"subset": 5000, "max_steps": 4000}
+FULL_MAX_STEPS = 60_000
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "randomize",
+        help="train until the MLP fits true, partially or fully random labels, shuffled or random pixels, noise",
+        description="Zhang et al. (2017), 'Understanding deep learning requires rethinking generalization': a "
+        "network without regularization is trained on each condition until it fits its training set (accuracy "
+        "≥ --target-acc on the whole, corrupted, training split) or the step budget runs out.",
+    )
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        default=list(CONDITIONS),
+        metavar="NAME",
+        help=f"any of {', '.join(CONDITIONS)} (space or comma separated; default: all); "
+        "partial means one run per --corruption level",
+    )
+    parser.add_argument(
+        "--corruption",
+        default=",".join(f"{p:g}" for p in DEFAULT_CORRUPTION),
+        metavar="P,P,…",
+        help="label-corruption levels for partial (0 is true-labels, 1 random-labels; default: %(default)s)",
+    )
+    parser.add_argument("--subset", type=int, help="train on the first N training images (default: all)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK['subset']:,} training images and a {QUICK['max_steps']:,}-step budget per condition",
+    )
+    parser.add_argument("--hidden", type=int, default=Settings.hidden, help="hidden units (default: %(default)s)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=Settings.optimizer, help="default: %(default)s")
+    parser.add_argument("--lr", type=float, help="learning rate (default: 0.002 for adam, 0.05 for sgd)")
+    parser.add_argument("--batch-size", type=int, default=Settings.batch_size, help="default: %(default)s")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        help=f"step budget per condition (default: {FULL_MAX_STEPS:,}; {QUICK['max_steps']:,} with --quick)",
+    )
+    parser.add_argument(
+        "--target-acc", type=float, default=Settings.target_acc, help="training accuracy that counts as fit"
+    )
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 on the weight matrices (default: 0)")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout on the hidden layer (default: 0)")
+    parser.add_argument(
+        "--augment", type=int, default=0, metavar="PIXELS", help="shift training images by up to PIXELS (default: 0)"
+    )
+    parser.add_argument("--seed", type=int, default=Settings.seed, help="default: %(default)s")
+    add_executor_arguments(parser)
+    parser.add_argument("--out", required=True, help="output directory; rerun with it to resume")
+    parser.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The command line as experiment settings."""
+    dataset = args.dataset or (infer_dataset(args.data_dir) if args.data_dir else "digits")
+    quick = QUICK if args.quick else {}
+    return Settings(
+        dataset=dataset,
+        data_dir=args.data_dir,
+        subset=args.subset or quick.get("subset"),
+        hidden=args.hidden,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        max_steps=args.max_steps or quick.get("max_steps", FULL_MAX_STEPS),
+        target_acc=args.target_acc,
+        weight_decay=args.weight_decay,
+        dropout=args.dropout,
+        augment=args.augment,
+        seed=args.seed,
+    ).check()
+
+
+def parse_levels(text: str) -> list[float]:
+    try:
+        return [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise MlplabError(f"--corruption takes comma-separated numbers in [0, 1], got {text!r}") from None
+
+
+def result_line(r: dict[str, Any]) -> str:
+    """One line per finished condition."""
+    fit = f"fit at step {r['steps_to_fit']:,} (epoch {r['epochs_to_fit']})" if r["steps_to_fit"] else r["status"]
+    return (
+        f"{r['condition']:<16} {fit:<26} train {100 * r['train_acc']:6.2f}%  test {100 * r['test_acc']:6.2f}%"
+        f"  ({r['steps']:,} steps, {r['seconds']:.1f} s)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    names = [n.strip() for text in args.conditions for n in text.split(",") if n.strip()]
+    conditions = condition_names(names, parse_levels(args.corruption))
+    if not conditions:
+        raise MlplabError("no conditions to run: --conditions partial needs at least one --corruption level")
+    print(
+        f"randomization tests on {settings.dataset}: {len(conditions)} conditions, MLP 1×{settings.hidden} ReLU, "
+        f"{settings.optimizer} lr {settings.learning_rate:g}, batch {settings.batch_size}, "
+        f"budget {settings.max_steps:,} steps, fit = train acc ≥ {settings.target_acc:.0%}",
+        flush=True,
+    )
+    start = time.perf_counter()
+    with executor_from(args) as executor:
+        randomize(conditions, settings, args.out, executor, on_result=lambda r: print(result_line(r), flush=True))
+    out = Path(args.out)
+    print(
+        f"wrote {out}/results.json, {out}/settings.json, {', '.join(f'{out}/{f}' for f in FIGURES)} "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
+    return 0
