@@ -170,9 +170,13 @@ class DaskExecutor(Executor):
         return self.client.submit(fn, *args, pure=False)
 
     def wait_any(self, handles: Collection[Any]) -> list[Any]:
-        from distributed import wait
+        from distributed import as_completed
 
-        return list(wait(list(handles), return_when="FIRST_COMPLETED").done)
+        done = [h for h in handles if h.done()]
+        if not done:
+            first = next(as_completed(list(handles), loop=self.client.loop))
+            done = [h for h in handles if h.done() or h is first]
+        return done
 
     def result(self, handle: Any) -> Any:
         return handle.result()

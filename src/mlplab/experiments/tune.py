@@ -8,6 +8,7 @@ Optuna's own pruner on an in-memory copy of the completed trials' curves taken w
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import socket
@@ -127,8 +128,13 @@ def _checked(where: str, key: str, value: Any) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def grid_size(space: dict[str, Param]) -> int:
-    return math.prod(len(p.grid()) for p in space.values())
+def grid_left(study: optuna.Study, space: dict[str, Param]) -> int:
+    """Grid points no finished or running trial of the study has taken yet."""
+    keys = list(space)
+    points = set(itertools.product(*(space[k].grid() for k in keys)))
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    taken = {tuple(t.params.get(k) for k in keys) for t in study.get_trials(deepcopy=False, states=states)}
+    return len(points - taken)
 
 
 class AskTellGridSampler(optuna.samplers.GridSampler):
@@ -290,8 +296,6 @@ def run_study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_dataset_reachable(base)
-    if sampler == "grid":
-        trials = min(trials, grid_size(space))
     storage = storage or default_storage(out)
     pruner = pruner if pruner is not None else default_pruner()
     study = open_study(storage, study_name, make_sampler(sampler, space, base["seed"]), pruner)
@@ -303,9 +307,11 @@ def run_study(
     in_flight: dict[Any, tuple[optuna.Trial, dict[str, Any]]] = {}
     while True:
         while len(in_flight) < executor.slots and budget_left(study, trials) > 0:
+            if sampler == "grid" and not grid_left(study, space):
+                break
             trial = study.ask()
             trial.set_user_attr("owner", tag)
-            config = {**base, **{key: p.suggest(trial) for key, p in space.items()}}
+            config = {**base, **suggest_all(study, trial, space)}
             in_flight[executor.submit(trial_task, config, pruner, pruning_snapshot(study))] = (trial, config)
         if not in_flight:
             break
@@ -317,6 +323,18 @@ def run_study(
     result = TuneResult(study, out, storage)
     write_outputs(result, space)
     return result
+
+
+def suggest_all(study: optuna.Study, trial: optuna.Trial, space: dict[str, Param]) -> dict[str, Any]:
+    """The trial's parameters; a space that contradicts the study's earlier trials is the user's to fix."""
+    try:
+        return {key: p.suggest(trial) for key, p in space.items()}
+    except ValueError as exc:
+        study.tell(trial, state=TrialState.FAIL)
+        raise MlplabError(
+            f"the search space does not match study {study.study_name!r}'s earlier trials ({exc}); "
+            "use another --study-name or --out"
+        ) from None
 
 
 def record(study: optuna.Study, trial: optuna.Trial, outcome: RunOutcome, store: RunStore) -> optuna.trial.FrozenTrial:

@@ -1,0 +1,177 @@
+"""`mlplab tune`: validation is the objective, every finished trial is in the RDB storage, a rerun or a SIGKILL
+loses none, hopeless trials are pruned from their per-epoch validation accuracy, and bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from mlplab import config as configs
+from mlplab.cli import main
+from mlplab.experiments.executors import SerialExecutor
+from mlplab.experiments.tune import Param, finished_trials, load_space, run_study
+
+CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "digits.yaml")
+STORAGE = "sqlite:///{}/study.db"
+
+
+def write_space(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> Path:
+    return write_space(
+        tmp_path / "space.yaml", "learning_rate: {low: 0.2, high: 1.5, log: true}\nmomentum: {choices: [0.0, 0.5]}\n"
+    )
+
+
+def tune(out: Path, space: Path, trials: int, *extra: str) -> int:
+    args = ["tune", "--config", CONFIG, "--set", "epochs=8", "--space", str(space), "--trials", str(trials)]
+    return main([*args, "--sampler", "random", "--workers", "1", "--out", str(out), *extra])
+
+
+def load(out: Path) -> optuna.Study:
+    return optuna.load_study(study_name="mlplab", storage=STORAGE.format(out))
+
+
+def run_files(out: Path) -> dict[str, int]:
+    return {p.parent.name: p.stat().st_mtime_ns for p in (out / "trials").glob("*/metrics.json")}
+
+
+def test_trials_persist_with_validation_as_objective_and_resume(tmp_path: Path, space: Path) -> None:
+    assert tune(tmp_path, space, 3) == 0
+    study = load(tmp_path)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    for t in study.trials:
+        metrics = json.loads((tmp_path / "trials" / f"trial-{t.number:04d}" / "metrics.json").read_text())
+        assert t.value == metrics["best_val_acc"]  # the objective is validation accuracy ...
+        assert t.user_attrs["test_acc"] == metrics["test_acc"]  # ... test is only reported
+        assert t.intermediate_values == {i + 1: v for i, v in enumerate(metrics["val_acc"])}
+        assert metrics["config"]["learning_rate"] == t.params["learning_rate"]
+        assert metrics["config"]["momentum"] == t.params["momentum"]
+    first = run_files(tmp_path)
+
+    assert tune(tmp_path, space, 5) == 0  # same --out: two more trials, the first three untouched
+    study = load(tmp_path)
+    assert len(finished_trials(study)) == 5 and len(study.trials) == 5
+    assert {k: v for k, v in run_files(tmp_path).items() if k in first} == first
+
+    best = json.loads((tmp_path / "best.json").read_text())
+    winner = max(study.trials, key=lambda t: t.value)
+    assert best["best"]["trial"] == winner.number and best["best"]["val_acc"] == winner.value
+    rows = (tmp_path / "top_trials.md").read_text().splitlines()[2:]
+    assert len(rows) == sum(t.state == TrialState.COMPLETE for t in study.trials)
+    assert rows[0].startswith(f"| 1 | {winner.number} |")
+    assert f"{100 * winner.user_attrs['test_acc']:.2f}%" in rows[0]
+
+
+def test_an_explicit_rdb_url_holds_the_study(tmp_path: Path, space: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared' / 'elsewhere.db'}"
+    (tmp_path / "shared").mkdir()
+    assert tune(tmp_path / "out", space, 2, "--storage", url, "--study-name", "lab") == 0
+    assert not (tmp_path / "out" / "study.db").exists()
+    study = optuna.load_study(study_name="lab", storage=url)
+    assert len(finished_trials(study)) == 2
+
+
+def test_hopeless_trials_are_pruned_from_their_validation_curve(tmp_path: Path) -> None:
+    base = configs.resolve(CONFIG, ["epochs=8"])
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    good = {"learning_rate": Param("learning_rate", low=0.5, high=1.0, step=0.5)}
+    hopeless = {"learning_rate": Param("learning_rate", low=0.001, high=0.002, step=0.001)}
+    storage = STORAGE.format(tmp_path)
+    run_study(base, good, 2, tmp_path, SerialExecutor(), sampler="grid", storage=storage, pruner=pruner)
+    result = run_study(base, hopeless, 4, tmp_path, SerialExecutor(), sampler="grid", storage=storage, pruner=pruner)
+
+    trials = result.study.trials
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert sorted(t.params["learning_rate"] for t in complete) == [0.5, 1.0]
+    assert {t.params["learning_rate"] for t in pruned} == {0.001, 0.002}
+    for t in pruned:
+        last = max(t.intermediate_values)
+        assert 2 <= last < base["epochs"]  # after the warm-up epoch, before the end
+        median = statistics.median(c.intermediate_values[last] for c in complete)
+        assert t.intermediate_values[last] < median
+        metrics = json.loads((tmp_path / "trials" / f"trial-{t.number:04d}" / "metrics.json").read_text())
+        assert metrics["status"] == "pruned" and len(metrics["val_acc"]) == last
+        assert metrics["test_acc"] is None  # a pruned trial is never tested
+    assert json.loads((tmp_path / "best.json").read_text())["pruned"] == 2
+
+
+def test_sigkill_loses_no_finished_trial(tmp_path: Path, space: Path) -> None:
+    command = [sys.executable, "-m", "mlplab.cli", "tune", "--config", CONFIG, "--set", "epochs=20"]
+    command += ["--space", str(space), "--trials", "5", "--sampler", "random", "--workers", "1", "--out", str(tmp_path)]
+    env = {**os.environ, "MLPLAB_NO_DOWNLOAD": "1"}
+    first = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    done = running = 0
+    while not (done and running) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if not run_files(tmp_path):  # before its first trial is saved the storage may still be being set up
+            continue
+        study = load(tmp_path)
+        done = len(finished_trials(study))
+        running = len(study.get_trials(states=(TrialState.RUNNING,)))
+    os.killpg(first.pid, signal.SIGKILL)  # mid-trial: one finished, the next one running
+    first.wait()
+    before = {t.number: (t.params, t.value, t.datetime_complete) for t in finished_trials(load(tmp_path))}
+    assert 1 <= len(before) < 5
+    interrupted = [t for t in load(tmp_path).trials if t.state == TrialState.RUNNING]
+    assert interrupted
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    study = load(tmp_path)
+    finished = finished_trials(study)
+    assert len(finished) == 5
+    assert {t.number: (t.params, t.value, t.datetime_complete) for t in finished if t.number in before} == before
+    for t in interrupted:  # marked failed, and its parameters run again
+        stale = study.trials[t.number]
+        assert stale.state == TrialState.FAIL and "status" not in stale.user_attrs
+        retry = [r for r in finished if r.user_attrs.get("retry_of") == t.number]
+        assert len(retry) == 1 and retry[0].params == t.params
+
+
+@pytest.mark.parametrize(
+    ("space_text", "extra", "message"),
+    [
+        ("learnig_rate: {choices: [0.1]}\n", [], "did you mean 'learning_rate'"),
+        ("learning_rate: {low: 1.0, high: 0.1}\n", [], "low < high"),
+        ("momentum: {choices: [0.5, 1.5]}\n", [], "must be in [0, 1)"),
+        ("learning_rate: {low: 0.1, high: 1.0, log: true}\n", ["--sampler", "grid"], "needs choices or a step"),
+        ("- 1\n- 2\n", [], "expected a mapping"),
+        ("learning_rate: {choices: [0.5]}\n", ["--storage", "nosuchdb://x/y"], "cannot open the Optuna storage"),
+        (
+            "learning_rate: {choices: [0.5]}\n",
+            ["--storage", "postgresql://mlplab@127.0.0.1:9/none"],
+            "postgresql://mlplab@127.0.0.1:9/none",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(
+    tmp_path: Path, space_text: str, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = write_space(tmp_path / "space.yaml", space_text)
+    assert tune(tmp_path / "out", space, 2, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_grid_space_from_steps() -> None:
+    assert Param("hidden_size", low=32, high=128, step=32).grid() == [32, 64, 96, 128]
+    assert Param("reg", low=0.0, high=0.002, step=0.001).grid() == [0.0, 0.001, 0.002]
+    example = load_space(Path(CONFIG).parent / "space_two_layer.yaml")
+    assert set(example) == {"learning_rate", "reg", "momentum", "hidden_size", "batch_size"}
