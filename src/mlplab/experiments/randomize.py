@@ -219,8 +219,8 @@ def fit_until_memorized(
             check()
             if on_epoch is not None:
                 on_epoch(result)
+        result.test_loss, result.test_acc = evaluate(model, dataset.test, scale)
     result.train_loss, result.train_acc = result.check_loss[-1], result.check_acc[-1]
-    result.test_loss, result.test_acc = evaluate(model, dataset.test, scale)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -228,7 +228,7 @@ def fit_until_memorized(
 def loss_curve(step_loss: list[float], window: int) -> dict[str, list]:
     """Every step's loss as means over consecutive windows of `window` steps, each placed at its last step."""
     ends = [*range(window, len(step_loss), window), len(step_loss)] if step_loss else []
-    starts = [0, *ends[:-1]]
+    starts = [0, *ends][: len(ends)]
     return {"steps": ends, "train_loss": [float(np.mean(step_loss[i:j])) for i, j in zip(starts, ends, strict=True)]}
 
 

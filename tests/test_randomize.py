@@ -1,0 +1,356 @@
+"""The randomization tests: each condition's data transform, the train-until-fit loop, results.json and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlplab import data
+from mlplab.cli import build_parser, main
+from mlplab.commands.randomize import QUICK, settings_from
+from mlplab.data import Dataset, Split
+from mlplab.errors import MlplabError
+from mlplab.experiments import randomize as rz
+from mlplab.experiments.executors import LocalExecutor
+from mlplab.models import MLP
+from mlplab.optim import SGD, Adam
+from mlplab.training import evaluate
+
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
+
+ALL = rz.condition_names()
+TINY = rz.Settings(dataset="digits", subset=300, hidden=64, max_steps=30, seed=3)
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return data.load("digits")
+
+
+def many_labels(n: int = 20_000, num_classes: int = 10) -> Dataset:
+    """A dataset of n labelled 2-pixel images per split: enough labels to pin corruption rates down to ±1%."""
+    rng = np.random.default_rng(7)
+
+    def split() -> Split:
+        return Split(rng.integers(0, 255, (n, 2), dtype=np.uint8), rng.integers(0, num_classes, n))
+
+    return Dataset("many", split(), split(), split(), (1, 2), 255.0, num_classes)
+
+
+def pixel_index(dataset: Dataset) -> Dataset:
+    """The dataset with every image replaced by its pixel positions 0, 1, …, d−1: a transform's output then shows
+    where each pixel went."""
+    index = np.arange(dataset.input_size, dtype=np.uint8)
+
+    def positions(split: Split) -> Split:
+        return Split(np.tile(index, (len(split), 1)), split.y)
+
+    return replace(dataset, train=positions(dataset.train), val=positions(dataset.val), test=positions(dataset.test))
+
+
+# --- label corruption -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8, 1.0])
+def test_corruption_changes_labels_at_rate_p_times_nine_tenths_in_train_and_val(p: float) -> None:
+    ds = many_labels()
+    out = rz.corrupt_labels(ds, p, seed=1)
+    for name in ("train", "val"):
+        changed = np.mean(getattr(out, name).y != getattr(ds, name).y)
+        assert changed == pytest.approx(p * 0.9, abs=0.012), name  # ≈ 3.5 standard errors at n = 20,000
+    assert np.array_equal(out.test.y, ds.test.y)
+
+
+def test_random_labels_are_uniform_and_independent_of_the_true_ones() -> None:
+    ds = many_labels()
+    out = rz.corrupt_labels(ds, 1.0, seed=2)
+    counts = np.bincount(out.train.y, minlength=10)
+    assert counts.min() > 1_800 and counts.max() < 2_200  # n/10 = 2,000, sd ≈ 42
+    for label in range(10):  # the new label carries no information about the old one
+        assert np.mean(out.train.y[ds.train.y == label] == label) == pytest.approx(0.1, abs=0.03)
+    assert out.train.y.dtype == np.int64 and out.train.y.min() >= 0 and out.train.y.max() <= 9
+
+
+def test_corruption_keeps_images_and_test_split_and_is_deterministic_by_seed(digits: Dataset) -> None:
+    out = rz.corrupt_labels(digits, 0.5, seed=4)
+    assert out.train.x is digits.train.x and out.val.x is digits.val.x
+    assert out.test is digits.test
+    again = rz.corrupt_labels(digits, 0.5, seed=4)
+    other = rz.corrupt_labels(digits, 0.5, seed=5)
+    assert np.array_equal(out.train.y, again.train.y) and np.array_equal(out.val.y, again.val.y)
+    assert not np.array_equal(out.train.y, other.train.y)
+    assert np.array_equal(rz.corrupt_labels(digits, 0.0, seed=4).train.y, digits.train.y)
+
+
+def test_corruption_levels_are_nested_for_one_seed() -> None:
+    ds = many_labels(5_000)
+    low, high = rz.corrupt_labels(ds, 0.2, seed=9), rz.corrupt_labels(ds, 0.6, seed=9)
+    changed_low = low.train.y != ds.train.y
+    assert changed_low.sum() > 0
+    assert np.array_equal(high.train.y[changed_low], low.train.y[changed_low])
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5])
+def test_corruption_outside_zero_one_is_refused(digits: Dataset, p: float) -> None:
+    with pytest.raises(MlplabError, match="corruption"):
+        rz.corrupt_labels(digits, p, seed=0)
+
+
+# --- pixel conditions -----------------------------------------------------------------------------------------
+
+
+def test_shuffled_pixels_apply_one_fixed_permutation_to_every_image_of_every_split(digits: Dataset) -> None:
+    moved = rz.shuffle_pixels(pixel_index(digits), seed=3)
+    order = moved.train.x[0].astype(np.int64)
+    assert sorted(order) == list(range(64)) and not np.array_equal(order, np.arange(64))
+    real = rz.shuffle_pixels(digits, seed=3)
+    for name in ("train", "val", "test"):
+        assert (getattr(moved, name).x == order).all(), name  # every row: the same permutation
+        assert np.array_equal(getattr(real, name).x, getattr(digits, name).x[:, order]), name
+        assert np.array_equal(getattr(real, name).y, getattr(digits, name).y), name
+    assert np.array_equal(rz.shuffle_pixels(digits, seed=3).train.x, real.train.x)
+    assert not np.array_equal(rz.shuffle_pixels(digits, seed=4).train.x, real.train.x)
+
+
+def test_random_pixels_permute_each_image_on_its_own(digits: Dataset) -> None:
+    moved = rz.random_pixels(pixel_index(digits), seed=3)
+    real = rz.random_pixels(digits, seed=3)
+    for name in ("train", "val", "test"):
+        rows = getattr(moved, name).x
+        assert (np.sort(rows, axis=1) == np.arange(64)).all(), name  # each row is a permutation
+        assert len(np.unique(rows, axis=0)) == len(rows), name  # and no two images share one
+        original = getattr(digits, name)
+        assert np.array_equal(np.sort(getattr(real, name).x, axis=1), np.sort(original.x, axis=1)), name
+        assert not np.array_equal(getattr(real, name).x, original.x), name
+        assert np.array_equal(getattr(real, name).y, original.y), name
+    assert np.array_equal(rz.random_pixels(digits, seed=3).train.x, real.train.x)
+
+
+def test_gaussian_images_have_the_training_pixels_mean_and_variance(digits: Dataset) -> None:
+    out = rz.gaussian_images(digits, seed=3)
+    mean, std = digits.train.x.mean(), digits.train.x.std()
+    for name in ("train", "val", "test"):
+        x, original = getattr(out, name).x, getattr(digits, name)
+        assert x.dtype == np.float32 and x.shape == original.x.shape, name
+        assert np.array_equal(getattr(out, name).y, original.y), name
+    everything = np.concatenate([out.train.x, out.val.x, out.test.x]).astype(np.float64)
+    assert everything.mean() == pytest.approx(mean, abs=0.05)  # 115,000 draws: standard error ≈ 0.018
+    assert everything.std() == pytest.approx(std, rel=0.01)
+    assert np.mean(np.abs(everything - mean) < std) == pytest.approx(0.6827, abs=0.01)  # Gaussian, not clipped
+    assert np.array_equal(rz.gaussian_images(digits, seed=3).test.x, out.test.x)
+    assert not np.array_equal(rz.gaussian_images(digits, seed=4).test.x, out.test.x)
+
+
+@pytest.mark.parametrize("condition", ALL)
+def test_every_condition_keeps_the_true_test_labels(digits: Dataset, condition: str) -> None:
+    out = rz.apply_condition(digits, condition, rz.transform_seed(0, condition))
+    assert np.array_equal(out.test.y, digits.test.y)
+    assert len(out.train) == len(digits.train) and out.input_size == digits.input_size
+
+
+def test_condition_names_expand_partial_in_the_papers_order() -> None:
+    assert ALL == [
+        "true-labels",
+        "partial-0.2",
+        "partial-0.4",
+        "partial-0.6",
+        "partial-0.8",
+        "random-labels",
+        "shuffled-pixels",
+        "random-pixels",
+        "gaussian",
+    ]
+    assert rz.condition_names(["gaussian", "partial"], [0.5, 1, 0.25]) == [
+        "partial-0.25",
+        "partial-0.5",
+        "random-labels",
+        "gaussian",
+    ]
+    assert rz.condition_names(["random-labels", "partial"], [1.0]) == ["random-labels"]
+    assert [rz.corruption_level(c) for c in ALL[:6]] == [0, 0.2, 0.4, 0.6, 0.8, 1]
+    with pytest.raises(MlplabError, match="unknown condition 'noise'"):
+        rz.condition_names(["noise"])
+    with pytest.raises(MlplabError, match="must lie in"):
+        rz.condition_names(["partial"], [1.2])
+
+
+# --- the fit-until-memorized loop -----------------------------------------------------------------------------
+
+
+def test_loop_stops_as_soon_as_the_whole_training_split_is_fit(digits: Dataset) -> None:
+    model = MLP(64, (128,), seed=0)
+    run = rz.fit_until_memorized(model, Adam(0.005), digits, batch_size=128, max_steps=2_000, seed=0)
+    per_epoch = math.ceil(len(digits.train) / 128)
+    assert run.status == "fit" and run.steps_to_fit == run.steps < 2_000
+    assert run.steps == run.epochs * per_epoch and run.epochs_to_fit == run.epochs
+    assert run.check_steps == [i * per_epoch for i in range(run.epochs + 1)]
+    assert run.check_acc[-1] >= 0.99 > max(run.check_acc[:-1])  # not one pass later than needed
+    assert (run.train_loss, run.train_acc) == evaluate(model, digits.train, digits.pixel_max)
+    assert (run.test_loss, run.test_acc) == evaluate(model, digits.test, digits.pixel_max)
+    assert run.test_acc > 0.9
+
+
+def test_loop_spends_exactly_the_step_budget_when_it_cannot_fit(digits: Dataset) -> None:
+    noisy = rz.corrupt_labels(digits, 1.0, seed=0)
+    optimizer = Adam(0.001)
+    run = rz.fit_until_memorized(MLP(64, (32,), seed=0), optimizer, noisy, batch_size=128, max_steps=25, seed=0)
+    assert run.status == "budget" and run.steps_to_fit is None and run.epochs_to_fit is None
+    assert run.steps == 25 and optimizer.t == 25 and len(run.step_loss) == 25
+    assert run.check_steps == [0, 9, 18, 25]  # 9 steps per pass, the third cut short by the budget
+    assert run.epochs == 3 and run.train_acc == run.check_acc[-1] < 0.99
+
+
+def test_loop_records_every_steps_loss_and_learns(digits: Dataset) -> None:
+    fresh = MLP(64, (64,), seed=1)
+    start = evaluate(fresh, digits.train, digits.pixel_max)
+    run = rz.fit_until_memorized(fresh, Adam(0.002), digits, batch_size=64, max_steps=60, seed=1)
+    assert len(run.step_loss) == run.steps == 60
+    assert all(math.isfinite(v) for v in run.step_loss)
+    assert (run.check_loss[0], run.check_acc[0]) == start
+    assert np.mean(run.step_loss[-10:]) < 0.5 * np.mean(run.step_loss[:10])
+    assert run.check_loss == sorted(run.check_loss, reverse=True)
+
+
+def test_loop_reports_divergence_and_stops(digits: Dataset) -> None:
+    run = rz.fit_until_memorized(MLP(64, (32,), seed=0), SGD(1e30), digits, batch_size=64, max_steps=50)
+    assert run.status == "diverged" and run.steps < 50 and run.steps_to_fit is None
+
+
+def test_loss_curve_averages_windows_of_steps() -> None:
+    curve = rz.loss_curve([float(v) for v in range(1, 26)], 10)
+    assert curve == {"steps": [10, 20, 25], "train_loss": [5.5, 15.5, 23.0]}
+    assert rz.loss_curve([], 10) == {"steps": [], "train_loss": []}
+
+
+def test_step_budget_below_one_is_refused(digits: Dataset) -> None:
+    with pytest.raises(MlplabError, match="budget"):
+        rz.fit_until_memorized(MLP(64, (8,)), Adam(0.01), digits, batch_size=64, max_steps=0)
+
+
+# --- one condition, many, results.json ------------------------------------------------------------------------
+
+
+def test_regularization_and_augmentation_switches_reach_the_network() -> None:
+    ds = data.load("digits")
+    plain = rz.Settings()
+    assert rz.make_model(plain, ds).dropout == 0 and rz.make_optimizer(plain).reg == 0
+    assert rz.make_transform(plain, ds) is None
+    regularized = rz.Settings(dropout=0.3, weight_decay=0.01, augment=1, optimizer="sgd")
+    assert rz.make_model(regularized, ds).dropout == 0.3
+    assert isinstance(rz.make_optimizer(regularized), SGD) and rz.make_optimizer(regularized).reg == 0.01
+    assert rz.make_transform(regularized, ds).shift == 1
+    base = rz.run_condition("true-labels", TINY)
+    for switch in ({"dropout": 0.5}, {"weight_decay": 0.1}, {"augment": 1}):
+        changed = rz.run_condition("true-labels", replace(TINY, **switch))
+        assert changed["loss_curve"] != base["loss_curve"], switch
+
+
+def test_run_condition_is_deterministic_and_measures_the_label_noise() -> None:
+    first = rz.run_condition("partial-0.4", TINY)
+    second = rz.run_condition("partial-0.4", TINY)
+    first.pop("seconds"), second.pop("seconds")
+    assert first == second
+    assert first["labels_changed"] == pytest.approx(0.36, abs=0.09)  # 300 labels
+    assert first["corruption"] == 0.4 and first["steps_per_epoch"] == 3
+
+
+def test_parallel_workers_give_the_serial_numbers() -> None:
+    conditions = ["random-labels", "gaussian"]
+    serial = rz.run_conditions(conditions, TINY)
+    with LocalExecutor(2) as executor:
+        parallel = rz.run_conditions(conditions, TINY, executor)
+    assert list(parallel) == conditions
+    for name in conditions:
+        serial[name].pop("seconds"), parallel[name].pop("seconds")
+        assert parallel[name] == serial[name]
+
+
+def test_randomize_writes_results_keyed_by_condition_settings_and_figures(tmp_path: Path) -> None:
+    seen = []
+    results = rz.randomize(ALL, TINY, tmp_path, on_result=lambda r: seen.append(r["condition"]))
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert list(saved) == list(results) == ALL and sorted(seen) == sorted(ALL)
+    for name, entry in saved.items():
+        assert entry["condition"] == name
+        assert 0 <= entry["train_acc"] <= 1 and 0 <= entry["test_acc"] <= 1
+        assert entry["steps_to_fit"] is None or entry["steps_to_fit"] == entry["steps"]
+        assert entry["status"] in ("fit", "budget") and entry["steps"] <= TINY.max_steps
+        curve = entry["loss_curve"]
+        assert len(curve["steps"]) == len(curve["train_loss"]) == math.ceil(entry["steps"] / rz.LOSS_WINDOW)
+        assert curve["steps"][-1] == entry["steps"]
+        assert entry["fit_checks"]["train_acc"][-1] == entry["train_acc"]
+    assert saved["partial-0.6"]["corruption"] == 0.6 and saved["gaussian"]["corruption"] is None
+    settings = json.loads((tmp_path / "settings.json").read_text())
+    assert settings["settings"]["hidden"] == 64 and settings["dataset"]["train"] == 300
+    for figure in rz.FIGURES:
+        assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_resumes_and_other_settings_are_refused(tmp_path: Path) -> None:
+    first = rz.randomize(["true-labels", "gaussian"], TINY, tmp_path)
+    before = (tmp_path / "results.json").read_text()
+    again = rz.randomize(["true-labels", "gaussian"], TINY, tmp_path)
+    assert again == first  # loaded, not retrained: even the seconds are the same
+    with pytest.raises(MlplabError, match="other settings"):
+        rz.randomize(["true-labels"], replace(TINY, hidden=32), tmp_path)
+    assert (tmp_path / "results.json").read_text() == before
+
+
+# --- the command ----------------------------------------------------------------------------------------------
+
+
+def test_cli_end_to_end_on_digits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    argv = ["randomize", "--conditions", "true-labels,random-labels", "shuffled-pixels", "--subset", "200"]
+    argv += ["--hidden", "64", "--max-steps", "20", "--workers", "1", "--out", str(out)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("randomization tests on digits: 3 conditions")
+    assert [line.split()[0] for line in lines[1:4]] == ["true-labels", "random-labels", "shuffled-pixels"]
+    assert lines[-1].startswith(f"wrote {out}/results.json")
+    assert list(json.loads((out / "results.json").read_text())) == ["true-labels", "random-labels", "shuffled-pixels"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--corruption", "0,half"], "--corruption takes comma-separated numbers"),
+        (["--conditions", "noise"], "unknown condition 'noise'"),
+        (["--dropout", "1.5"], "--dropout must lie in [0, 1)"),
+        (["--conditions", "partial", "--corruption", ""], "no conditions to run"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert main(["randomize", "--out", str(tmp_path / "x"), "--workers", "1", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("mlplab randomize: error:")
+    assert not (tmp_path / "x").exists()
+
+
+def test_quick_means_a_subset_and_a_step_budget() -> None:
+    parse = build_parser().parse_args
+    quick = settings_from(parse(["randomize", "--quick", "--out", "x"]))
+    assert (quick.subset, quick.max_steps, quick.hidden) == (QUICK["subset"], QUICK["max_steps"], 1024)
+    assert settings_from(parse(["randomize", "--quick", "--subset", "100", "--out", "x"])).subset == 100
+    full = settings_from(parse(["randomize", "--data-dir", "/data/fashion-mnist", "--out", "x"]))
+    assert full.subset is None and full.dataset == "fashion-mnist" and full.max_steps > QUICK["max_steps"]
+
+
+# --- the headline claim on real data --------------------------------------------------------------------------
+
+
+@pytest.mark.mnist
+def test_mlp_memorizes_random_mnist_labels_and_tests_at_chance(mnist_dir: Path) -> None:
+    settings = rz.Settings(dataset="mnist", data_dir=str(mnist_dir), subset=1_000, max_steps=1_500)
+    random = rz.run_condition("random-labels", settings)
+    assert random["status"] == "fit" and random["train_acc"] >= 0.99
+    assert random["test_acc"] <= 0.15
+    true = rz.run_condition("true-labels", settings)
+    assert true["steps_to_fit"] < random["steps_to_fit"] and true["test_acc"] > 0.85
