@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlplab import config as configs
 from mlplab import data
 from mlplab.cli import build_parser, main
-from mlplab.commands.randomize import QUICK, settings_from
+from mlplab.commands.randomize import settings_from
 from mlplab.data import Dataset, Split
 from mlplab.errors import MlplabError
 from mlplab.experiments import randomize as rz
-from mlplab.experiments.executors import LocalExecutor
+from mlplab.experiments.executors import LocalExecutor, SerialExecutor
+from mlplab.experiments.reproduce import Context
 from mlplab.models import MLP
 from mlplab.optim import SGD, Adam
 from mlplab.training import evaluate
@@ -337,10 +339,67 @@ def test_cli_bad_input_is_one_line_and_exit_2(
 def test_quick_means_a_subset_and_a_step_budget() -> None:
     parse = build_parser().parse_args
     quick = settings_from(parse(["randomize", "--quick", "--out", "x"]))
-    assert (quick.subset, quick.max_steps, quick.hidden) == (QUICK["subset"], QUICK["max_steps"], 1024)
+    assert (quick.subset, quick.max_steps, quick.hidden) == (rz.QUICK["subset"], rz.QUICK["max_steps"], 1024)
     assert settings_from(parse(["randomize", "--quick", "--subset", "100", "--out", "x"])).subset == 100
     full = settings_from(parse(["randomize", "--data-dir", "/data/fashion-mnist", "--out", "x"]))
-    assert full.subset is None and full.dataset == "fashion-mnist" and full.max_steps > QUICK["max_steps"]
+    assert full.subset is None and full.dataset == "fashion-mnist" and full.max_steps > rz.QUICK["max_steps"]
+
+
+# --- mlplab reproduce --with-randomization --------------------------------------------------------------------
+
+
+def test_reproduce_section_runs_the_quick_tests_on_its_executor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(rz.QUICK, "max_steps", 20)  # the real quick budget takes minutes
+    base = configs.resolve(dataset="digits")
+    assert build_parser().parse_args(["reproduce", "--with-randomization"]).with_randomization
+    extra = rz.randomization_extra()
+    section, summary = extra.build(Context(base, tmp_path, runner=None, executor=SerialExecutor()))
+    assert extra.key == "randomization" and summary["dir"] == "randomization"
+    assert list(summary["conditions"]) == ALL
+    saved = json.loads((tmp_path / "randomization" / "results.json").read_text())
+    assert summary["conditions"]["random-labels"]["train_acc"] == saved["random-labels"]["train_acc"]
+    assert json.loads((tmp_path / "randomization" / "settings.json").read_text())["settings"]["seed"] == base["seed"]
+    assert [row[0] for row in section.tables[0].rows][:2] == ["true-labels", "partial, p = 0.2"]
+    assert (
+        "1,077 digits training images" in section.intro and "no weight decay, dropout or augmentation" in section.intro
+    )
+    assert [f.path.name for f in section.figures] == ["loss_vs_steps.png", "steps_to_fit.png", "test_error.png"]
+    assert all(f.path.exists() for f in section.figures)
+
+
+def fake(condition: str, steps_to_fit: int | None, train_acc: float, test_acc: float) -> dict:
+    return {
+        "condition": condition,
+        "corruption": rz.corruption_level(condition),
+        "steps_to_fit": steps_to_fit,
+        "steps": steps_to_fit or 4000,
+        "status": "fit" if steps_to_fit else "budget",
+        "train_acc": train_acc,
+        "test_acc": test_acc,
+    }
+
+
+def test_commentary_states_what_the_numbers_show() -> None:
+    results = {
+        "true-labels": fake("true-labels", 100, 0.995, 0.94),
+        "partial-0.5": fake("partial-0.5", 900, 0.992, 0.55),
+        "random-labels": fake("random-labels", 800, 0.991, 0.1),
+        "shuffled-pixels": fake("shuffled-pixels", 100, 0.995, 0.93),
+        "gaussian": fake("gaussian", 200, 0.999, 0.09),
+    }
+    lines = rz.randomization_commentary(results)
+    assert lines[0].startswith("With random labels the network fits the training set (99.10% training accuracy, 800")
+    assert "8.0× the steps of the true labels" in lines[0] and "chance level being 10.00%" in lines[0]
+    assert "test error grows from 6.00% to 90.00%" in lines[1] and "at or below 0.90%" in lines[1]
+    assert "not strictly in order" in lines[2]
+    assert "Shuffled pixels: 100 steps and 93.00%" in lines[3]
+    assert "gaussian 200 steps (test 9.00%)" in lines[4] and "sooner than random labels" in lines[4]
+    results["random-labels"] = fake("random-labels", None, 0.6, 0.1)
+    lines = rz.randomization_commentary(results)
+    assert "does not fit the training set (60.00% training accuracy, no fit in 4,000 steps)" in lines[0]
+    assert "slower" not in lines[0] and not any("sooner" in line for line in lines)
 
 
 # --- the headline claim on real data --------------------------------------------------------------------------

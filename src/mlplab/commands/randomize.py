@@ -16,12 +16,12 @@ from mlplab.experiments.randomize import (
     DEFAULT_CORRUPTION,
     FIGURES,
     OPTIMIZERS,
+    QUICK,
     Settings,
     condition_names,
     randomize,
 )
 
-QUICK = {"subset": 5000, "max_steps": 4000}
 FULL_MAX_STEPS = 60_000
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from mlplab import config as configs
 from mlplab.commands.common import add_config_arguments
+from mlplab.commands.randomize import result_line
 from mlplab.commands.sweep import add_executor_arguments, executor_from, finished_line
+from mlplab.experiments.randomize import randomization_extra
 from mlplab.experiments.reproduce import reproduce
 from mlplab.report import percent, points
 
@@ -17,14 +19,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(parser)
     add_executor_arguments(parser)
     parser.add_argument("--out", default="runs/reproduce", help="output directory (default: runs/reproduce)")
+    parser.add_argument(
+        "--with-randomization", action="store_true", help="add the randomization tests (mlplab randomize --quick)"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     base = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     print(f"reproducing the writeup with {base['type']} on {base['dataset']} into {args.out}", flush=True)
+    extras = [randomization_extra(lambda r: print(result_line(r), flush=True))] if args.with_randomization else []
     with executor_from(args) as executor:
-        results = reproduce(base, args.out, executor, on_saved=lambda n, m: print(finished_line(n, m), flush=True))
+        results = reproduce(
+            base, args.out, executor, extras, on_saved=lambda n, m: print(finished_line(n, m), flush=True)
+        )
     print()
     for key, title in (("learning_rate_sweep", "learning rate"), ("reg_sweep", "reg")):
         cells = "  ".join(f"{v}: {percent(r['val_acc'])}/{percent(r['test_acc'])}" for v, r in results[key].items())
