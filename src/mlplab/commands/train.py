@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from mlplab import config as configs
 from mlplab import data as datasets
 from mlplab.commands.common import add_config_arguments, add_data_arguments, epoch_line, show_progress
@@ -64,16 +66,16 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     model, meta = Model.load(args.model)
-    name = args.dataset or (
-        configs.infer_dataset(args.data_dir)
-        if args.data_dir and meta.get("dataset") == "digits"
-        else meta.get("dataset", "digits")
-    )
+    name = args.dataset or meta.get("dataset", "digits")
+    if args.data_dir and not args.dataset and name == "digits":
+        name = configs.infer_dataset(args.data_dir)  # a digits model pointed at MNIST files: say so below
     dataset = datasets.load(name, args.data_dir or meta.get("data_dir"))
-    expected = model.params[next(iter(model.params))].shape[0]
-    if expected != dataset.input_size:
-        raise MlplabError(f"{args.model} takes {expected} inputs but {dataset.name} has {dataset.input_size}")
-    for split_name in ("val", "test"):
-        loss, acc = evaluate(model, getattr(dataset, split_name), dataset.pixel_max)
-        print(f"{split_name:<5} loss {loss:.4f}  acc {acc:.4f}  ({len(getattr(dataset, split_name))} samples)")
+    inputs = model.params[next(iter(model.params))].shape[0]
+    if inputs != dataset.input_size:
+        raise MlplabError(f"{args.model} takes {inputs} inputs but {dataset.name} has {dataset.input_size}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        for split_name in ("val", "test"):
+            split = getattr(dataset, split_name)
+            loss, acc = evaluate(model, split, dataset.pixel_max)
+            print(f"{split_name:<5} loss {loss:.4f}  acc {acc:.4f}  ({len(split)} samples)")
     return 0
