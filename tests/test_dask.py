@@ -4,9 +4,6 @@ run, every result persisted by the parent as it arrives, and Optuna trials told 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from mlplab import config as configs
+from mlplab.cli import main
 from mlplab.experiments.executors import DaskExecutor, SerialExecutor
 from mlplab.experiments.sweep import run_sweep, value_configs
 from mlplab.experiments.tune import Param, finished_trials, run_study
@@ -33,6 +31,7 @@ def scheduler() -> Iterator[str]:
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        worker_dashboard_address=None,
         silence_logs=40,
         env={"MLPLAB_NO_DOWNLOAD": "1"},
     )
@@ -46,15 +45,15 @@ def numbers(results: dict) -> dict:
     return {label: {k: v for k, v in m.items() if k not in TIMING} for label, m in results.items()}
 
 
-def test_sweep_on_the_cluster_matches_serial(scheduler: str, tmp_path: Path) -> None:
+def test_sweep_on_the_cluster_matches_serial(
+    scheduler: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     values = ["1", "0.5", "0.2"]
-    command = [sys.executable, "-m", "mlplab.cli", "sweep", "learning_rate", *values, "--config", CONFIG]
-    command += ["--set", "epochs=6", "--dask-scheduler", scheduler, "--out", str(tmp_path / "dask")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ})
-    assert done.returncode == 0, done.stderr
-    assert sum(line.startswith("learning_rate=") for line in done.stdout.splitlines()) == 3
+    args = ["sweep", "learning_rate", *values, "--config", CONFIG, "--set", "epochs=4"]
+    assert main([*args, "--dask-scheduler", scheduler, "--out", str(tmp_path / "dask")]) == 0
+    assert sum(line.startswith("learning_rate=") for line in capsys.readouterr().out.splitlines()) == 3
 
-    key, value_config = value_configs("learning_rate", values, CONFIG, ["epochs=6"])
+    key, value_config = value_configs("learning_rate", values, CONFIG, ["epochs=4"])
     serial = run_sweep(key, value_config, tmp_path / "serial", SerialExecutor())
     on_cluster = json.loads((tmp_path / "dask" / "results.json").read_text())
     assert numbers(on_cluster) == numbers(json.loads(json.dumps(serial.runs)))

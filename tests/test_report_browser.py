@@ -138,7 +138,7 @@ def browse(page: Path, screenshot: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reproduce")
-    assert main(["reproduce", "--dataset", "digits", "--set", "epochs=4", "--workers", "1", "--out", str(out)]) == 0
+    assert main(["reproduce", "--dataset", "digits", "--set", "epochs=3", "--workers", "1", "--out", str(out)]) == 0
     return out
 
 

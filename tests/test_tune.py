@@ -37,9 +37,9 @@ def space(tmp_path: Path) -> Path:
     )
 
 
-def tune(out: Path, space: Path, trials: int, *extra: str) -> int:
-    args = ["tune", "--config", CONFIG, "--set", "epochs=8", "--space", str(space), "--trials", str(trials)]
-    return main([*args, "--sampler", "random", "--workers", "1", "--out", str(out), *extra])
+def tune(out: Path, space: Path, trials: int, *extra: str, workers: int = 1) -> int:
+    args = ["tune", "--config", CONFIG, "--set", "epochs=6", "--space", str(space), "--trials", str(trials)]
+    return main([*args, "--sampler", "random", "--workers", str(workers), "--out", str(out), *extra])
 
 
 def load(out: Path) -> optuna.Study:
@@ -63,7 +63,7 @@ def test_trials_persist_with_validation_as_objective_and_resume(tmp_path: Path, 
         assert metrics["config"]["momentum"] == t.params["momentum"]
     first = run_files(tmp_path)
 
-    assert tune(tmp_path, space, 5) == 0  # same --out: two more trials, the first three untouched
+    assert tune(tmp_path, space, 5, workers=2) == 0  # same --out, now in a pool: two more, the first three untouched
     study = load(tmp_path)
     assert len(finished_trials(study)) == 5 and len(study.trials) == 5
     assert {k: v for k, v in run_files(tmp_path).items() if k in first} == first
@@ -112,8 +112,8 @@ def test_hopeless_trials_are_pruned_from_their_validation_curve(tmp_path: Path) 
 
 
 def test_sigkill_loses_no_finished_trial(tmp_path: Path, space: Path) -> None:
-    command = [sys.executable, "-m", "mlplab.cli", "tune", "--config", CONFIG, "--set", "epochs=20"]
-    command += ["--space", str(space), "--trials", "5", "--sampler", "random", "--workers", "1", "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "mlplab.cli", "tune", "--config", CONFIG, "--set", "epochs=12"]
+    command += ["--space", str(space), "--trials", "4", "--sampler", "random", "--workers", "1", "--out", str(tmp_path)]
     env = {**os.environ, "MLPLAB_NO_DOWNLOAD": "1"}
     first = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -128,7 +128,7 @@ def test_sigkill_loses_no_finished_trial(tmp_path: Path, space: Path) -> None:
     os.killpg(first.pid, signal.SIGKILL)  # mid-trial: one finished, the next one running
     first.wait()
     before = {t.number: (t.params, t.value, t.datetime_complete) for t in finished_trials(load(tmp_path))}
-    assert 1 <= len(before) < 5
+    assert 1 <= len(before) < 4
     interrupted = [t for t in load(tmp_path).trials if t.state == TrialState.RUNNING]
     assert interrupted
 
@@ -136,7 +136,7 @@ def test_sigkill_loses_no_finished_trial(tmp_path: Path, space: Path) -> None:
     assert again.returncode == 0, again.stderr
     study = load(tmp_path)
     finished = finished_trials(study)
-    assert len(finished) == 5
+    assert len(finished) == 4
     assert {t.number: (t.params, t.value, t.datetime_complete) for t in finished if t.number in before} == before
     for t in interrupted:  # marked failed, and its parameters run again
         stale = study.trials[t.number]
@@ -175,3 +175,10 @@ def test_grid_space_from_steps() -> None:
     assert Param("reg", low=0.0, high=0.002, step=0.001).grid() == [0.0, 0.001, 0.002]
     example = load_space(Path(CONFIG).parent / "space_two_layer.yaml")
     assert set(example) == {"learning_rate", "reg", "momentum", "hidden_size", "batch_size"}
+
+
+def test_the_command_offers_exactly_the_samplers_the_study_knows() -> None:
+    from mlplab.commands import tune as command
+    from mlplab.experiments import tune as experiment
+
+    assert command.SAMPLERS == experiment.SAMPLERS

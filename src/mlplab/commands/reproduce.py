@@ -10,7 +10,6 @@ from mlplab.commands.common import add_config_arguments
 from mlplab.commands.randomize import result_line
 from mlplab.commands.sweep import add_executor_arguments, executor_from, finished_line
 from mlplab.experiments.randomize import randomization_extra
-from mlplab.experiments.reproduce import reproduce
 from mlplab.report import percent, points
 
 
@@ -26,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlplab.experiments.reproduce import reproduce
+
     base = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     print(f"reproducing the writeup with {base['type']} on {base['dataset']} into {args.out}", flush=True)
     extras = [randomization_extra(lambda r: print(result_line(r), flush=True))] if args.with_randomization else []

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlplab.commands.common import add_config_arguments
-from mlplab.experiments.executors import Executor, make_executor
-from mlplab.experiments.store import summarize
-from mlplab.experiments.sweep import run_sweep, value_configs
-from mlplab.report import percent
+
+if TYPE_CHECKING:
+    from mlplab.experiments.executors import Executor
 
 
 def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +21,16 @@ def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def executor_from(args: argparse.Namespace) -> Executor:
+    from mlplab.experiments.executors import make_executor
+
     return make_executor(args.workers, args.dask_scheduler)
 
 
 def finished_line(name: str, metrics: dict[str, Any]) -> str:
     """One line per finished run."""
+    from mlplab.experiments.store import summarize
+    from mlplab.report import percent
+
     s = summarize(metrics)
     status = "" if s["status"] == "ok" else f"  [{s['status']}]"
     return (
@@ -46,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlplab.experiments.sweep import run_sweep, value_configs
+
     key, configs = value_configs(
         args.key, args.values, args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir
     )

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import optuna
+from typing import TYPE_CHECKING
 
 from mlplab import config as configs
 from mlplab.commands.common import add_config_arguments
 from mlplab.commands.sweep import add_executor_arguments, executor_from
 from mlplab.errors import ConfigError
-from mlplab.experiments.tune import SAMPLERS, counts, load_space, run_study, top_table
 from mlplab.report import percent
+
+if TYPE_CHECKING:
+    import optuna
+
+SAMPLERS = ("grid", "random", "tpe")  # as in mlplab.experiments.tune, which imports Optuna
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +48,10 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from mlplab.experiments.tune import counts, load_space, run_study, top_table
+
     if args.trials < 1:
         raise ConfigError(f"--trials must be ≥ 1, got {args.trials}")
     base = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)

@@ -119,13 +119,14 @@ def _still_improving(key: str, scored: dict[str, dict[str, Any]]) -> list[str]:
     ]
     if not rising:
         return []
-    names = ", ".join(f"{key} = {label}" for label in rising)
+    names = f"{key} = {_join(rising)}"
     return [
         f"{names} {'was' if len(rising) == 1 else 'were'} still improving at the last epoch: more epochs would help."
     ]
 
 
 def _gaps(key: str, scored: dict[str, dict[str, Any]]) -> list[str]:
+    """Overfitting shows as training accuracy well above validation accuracy."""
     gaps = {label: s["train_acc"] - s["val_acc"] for label, s in scored.items() if s["train_acc"] is not None}
     if not gaps:
         return []
@@ -135,10 +136,14 @@ def _gaps(key: str, scored: dict[str, dict[str, Any]]) -> list[str]:
             f"{key} = {widest} has the widest gap between training and validation accuracy "
             f"({points(gaps[widest])}), the clearest sign of overfitting here."
         ]
-    spread = max(abs(g) for g in gaps.values())
+    if gaps[widest] > 0:
+        return [
+            f"No {key} value overfits: training accuracy exceeds validation accuracy by at most "
+            f"{100 * gaps[widest]:.2f} points ({key} = {widest})."
+        ]
     return [
-        f"Training and validation accuracy stay within {100 * spread:.2f} points of each other for every {key}: "
-        "no value overfits noticeably, the differences come from how far training got."
+        f"Validation accuracy is at or above training accuracy for every {key} (training accuracy is averaged "
+        "over an epoch while the weights still improve): no sign of overfitting."
     ]
 
 

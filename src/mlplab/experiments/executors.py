@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from mlplab import data as datasets
 from mlplab.data import Dataset
 from mlplab.errors import MlplabError
-from mlplab.experiments.store import RunOutcome, RunStore
+from mlplab.experiments.store import RunOutcome, RunStore, curves_png
 from mlplab.run import train_run
 from mlplab.training import EpochCallback
 
@@ -42,12 +42,19 @@ def cached_dataset(config: dict[str, Any]) -> Dataset:
         return _datasets[key]
 
 
-def train_in_worker(config: dict[str, Any], on_epoch: EpochCallback | None = None) -> RunOutcome:
-    """Train one resolved config with the BLAS thread limit and return metrics plus parameters, writing nothing."""
+def train_in_worker(config: dict[str, Any], title: str = "", on_epoch: EpochCallback | None = None) -> RunOutcome:
+    """Train one resolved config with the BLAS thread limit; return metrics, parameters and the curves figure."""
     with threadpool_limits(limits=BLAS_THREADS):
         dataset = cached_dataset(config)
         metrics, model = train_run(config, dataset=dataset, on_epoch=on_epoch)
-    return RunOutcome(metrics, type(model).__name__, dict(model.hyper), model.params, dataset.pixel_max)
+    return RunOutcome(
+        metrics,
+        type(model).__name__,
+        dict(model.hyper),
+        model.params,
+        dataset.pixel_max,
+        curves_png(metrics, title),
+    )
 
 
 def default_workers() -> int:
@@ -219,7 +226,6 @@ class Runner:
         self.on_saved = on_saved
         self.finished: dict[str, dict[str, Any]] = {}
         self.running: dict[Any, str] = {}
-        self.titles: dict[str, str] = {}
 
     def request(self, name: str, config: dict[str, Any], title: str = "") -> str:
         """Make sure run `name` with `config` exists or is under way; returns the name."""
@@ -229,8 +235,7 @@ class Runner:
         if stored is not None:
             self.finished[name] = stored
             return name
-        self.titles[name] = title
-        self.running[self.executor.submit(train_in_worker, config)] = name
+        self.running[self.executor.submit(train_in_worker, config, title)] = name
         return name
 
     def result(self, name: str) -> dict[str, Any]:
@@ -246,7 +251,7 @@ class Runner:
         for handle in self.executor.wait_any(list(self.running)):
             name = self.running.pop(handle)
             outcome: RunOutcome = self.executor.result(handle)
-            self.finished[name] = self.store.save(name, outcome, self.titles.pop(name, ""))
+            self.finished[name] = self.store.save(name, outcome)
             if self.on_saved:
                 self.on_saved(name, self.finished[name])
 

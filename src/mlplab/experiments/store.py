@@ -4,6 +4,7 @@ sweep restarted with the same output directory redoes no finished run."""
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ class RunOutcome:
     hyper: dict[str, Any] = field(default_factory=dict)
     state: dict[str, np.ndarray] = field(default_factory=dict)
     pixel_max: float = 1.0
+    curves_png: bytes = b""  # drawn by the worker, so plotting runs in parallel too
 
 
 def comparable(config: dict[str, Any]) -> Any:
@@ -61,7 +63,7 @@ class RunStore:
         run_dir = self.path(name)
         run_dir.mkdir(parents=True, exist_ok=True)
         metrics = outcome.metrics
-        if outcome.state:
+        if outcome.state and metrics["best_epoch"] is not None:  # no snapshot, no model: it would be NaN garbage
             model = build_model(outcome.model_type, **outcome.hyper)
             model.load_state(outcome.state)
             model.save(
@@ -71,10 +73,28 @@ class RunStore:
                 pixel_max=outcome.pixel_max,
                 best_epoch=metrics["best_epoch"],
             )
-        if metrics["train_loss"]:
+        if outcome.curves_png:
+            _write_bytes(run_dir / "curves.png", outcome.curves_png)
+        elif metrics["train_loss"]:
             plot_curves(metrics, run_dir / "curves.png", title or run_title(metrics))
         write_json(run_dir / METRICS, metrics)
         return json.loads((run_dir / METRICS).read_text())
+
+
+def curves_png(metrics: dict[str, Any], title: str = "") -> bytes:
+    """The run's loss and accuracy curves as PNG bytes (nothing when no epoch finished)."""
+    if not metrics["train_loss"]:
+        return b""
+    with tempfile.TemporaryDirectory(prefix="mlplab-curves-") as tmp:
+        path = Path(tmp) / "curves.png"
+        plot_curves(metrics, path, title or run_title(metrics))
+        return path.read_bytes()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def run_title(metrics: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from mlplab import config as configs
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.experiments.executors import Executor, cached_dataset, check_dataset_reachable, train_in_worker
-from mlplab.experiments.store import RunOutcome, RunStore, summarize
+from mlplab.experiments.store import RunOutcome, RunStore, curves_png, summarize
 from mlplab.plots import plt
 from mlplab.report import Table, percent
 from mlplab.run import metrics_dict, write_json
@@ -187,7 +187,10 @@ def open_study(
 
 
 def trial_task(
-    config: dict[str, Any], pruner: optuna.pruners.BasePruner, completed: list[tuple[float, dict[int, float]]]
+    config: dict[str, Any],
+    pruner: optuna.pruners.BasePruner,
+    completed: list[tuple[float, dict[int, float]]],
+    title: str = "",
 ) -> RunOutcome:
     """Train one trial; after each epoch ask the pruner, on a copy of the completed trials, whether to stop."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -206,11 +209,12 @@ def trial_task(
             raise optuna.TrialPruned
 
     try:
-        return train_in_worker(config, on_epoch)
+        return train_in_worker(config, title, on_epoch)
     except optuna.TrialPruned:
         history = seen[0]
         history.status = "pruned"
-        return RunOutcome(metrics_dict(history, config, cached_dataset(config), time.perf_counter() - start))
+        metrics = metrics_dict(history, config, cached_dataset(config), time.perf_counter() - start)
+        return RunOutcome(metrics, curves_png=curves_png(metrics, f"{title} (pruned)"))
 
 
 # --- in the parent -------------------------------------------------------------------------------------------
@@ -312,7 +316,8 @@ def run_study(
             trial = study.ask()
             trial.set_user_attr("owner", tag)
             config = {**base, **suggest_all(study, trial, space)}
-            in_flight[executor.submit(trial_task, config, pruner, pruning_snapshot(study))] = (trial, config)
+            title = f"trial {trial.number}: {_params_text(trial.params)}"
+            in_flight[executor.submit(trial_task, config, pruner, pruning_snapshot(study), title)] = (trial, config)
         if not in_flight:
             break
         for handle in executor.wait_any(list(in_flight)):
@@ -341,7 +346,7 @@ def record(study: optuna.Study, trial: optuna.Trial, outcome: RunOutcome, store:
     """Save the trial's run directory, then tell the study (one committed write: the trial is persisted)."""
     metrics = outcome.metrics
     s = summarize(metrics)
-    store.save(f"trial-{trial.number:04d}", outcome, f"trial {trial.number}: {_params_text(trial.params)}")
+    store.save(f"trial-{trial.number:04d}", outcome)
     for epoch, acc in enumerate(metrics["val_acc"], start=1):
         trial.report(acc, epoch)
     for key in ("status", "train_acc", "test_acc", "best_epoch", "epochs_done"):
