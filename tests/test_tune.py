@@ -182,3 +182,16 @@ def test_the_command_offers_exactly_the_samplers_the_study_knows() -> None:
     from mlplab.experiments import tune as experiment
 
     assert command.SAMPLERS == experiment.SAMPLERS
+
+
+def test_a_trial_the_trainer_rejects_is_failed_in_the_study_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "optimizer" not in configs.OPTIONS:
+        pytest.skip("no optimizer key in this config schema")
+    space = write_space(tmp_path / "space.yaml", "optimizer: {choices: [nesterov]}\nmomentum: {choices: [0.0]}\n")
+    assert tune(tmp_path, space, 2) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("mlplab tune: error: trial 0 (optimizer=nesterov")
+    (trial,) = load(tmp_path).trials
+    assert trial.state == TrialState.FAIL and trial.user_attrs["status"] == "error"

@@ -7,9 +7,7 @@ from pathlib import Path
 
 from mlplab import config as configs
 from mlplab.commands.common import add_config_arguments
-from mlplab.commands.randomize import result_line
 from mlplab.commands.sweep import add_executor_arguments, executor_from, finished_line
-from mlplab.experiments.randomize import randomization_extra
 from mlplab.report import percent, points
 
 
@@ -25,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlplab.commands.randomize import result_line
+    from mlplab.experiments.randomize import randomization_extra
     from mlplab.experiments.reproduce import reproduce
 
     base = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)

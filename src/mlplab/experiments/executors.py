@@ -225,6 +225,7 @@ class Runner:
         self.store = store
         self.on_saved = on_saved
         self.finished: dict[str, dict[str, Any]] = {}
+        self.reused: set[str] = set()  # finished by an earlier invocation, loaded from the store
         self.running: dict[Any, str] = {}
 
     def request(self, name: str, config: dict[str, Any], title: str = "") -> str:
@@ -234,6 +235,7 @@ class Runner:
         stored = self.store.load(name, config)
         if stored is not None:
             self.finished[name] = stored
+            self.reused.add(name)
             return name
         self.running[self.executor.submit(train_in_worker, config, title)] = name
         return name

@@ -138,7 +138,19 @@ def preamble_text(ctx: Context, seconds: float) -> str:
         f"batch {b['batch_size']}, {b['epochs']} epochs, hidden size {b['hidden_size']}, momentum "
         f"{label(b['momentum'])}, seed {b['seed']}. Every accuracy is that of the best-by-validation epoch's model "
         f"(the one tested); training accuracy is the running mean over that epoch. Choices are made on validation "
-        f"accuracy only. This invocation took {seconds:.0f} s with {ctx.executor.slots} worker(s)."
+        f"accuracy only. {runs_text(ctx, seconds)}"
+    )
+
+
+def runs_text(ctx: Context, seconds: float) -> str:
+    """How much training the report rests on and what this invocation did."""
+    runner = ctx.runner
+    training = sum(m.get("total_seconds") or 0.0 for m in runner.finished.values())
+    reused = len(runner.reused)
+    again = f", {reused} of them reused from an earlier invocation in this directory" if reused else ""
+    return (
+        f"{len(runner.finished)} distinct runs ({training:.0f} s of training in total{again}); this invocation "
+        f"took {seconds:.0f} s with {ctx.executor.slots} worker(s)."
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import optuna
 import yaml
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 from optuna.trial import TrialState
 
 from mlplab import config as configs
@@ -322,7 +323,14 @@ def run_study(
             break
         for handle in executor.wait_any(list(in_flight)):
             trial, config = in_flight.pop(handle)
-            frozen = record(study, trial, executor.result(handle), store)
+            try:
+                outcome = executor.result(handle)
+            except MlplabError as exc:  # e.g. a combination of settings the trainer rejects: fix the space
+                trial.set_user_attr("status", "error")
+                trial.set_user_attr("error", str(exc))
+                study.tell(trial, state=TrialState.FAIL)
+                raise MlplabError(f"trial {trial.number} ({_params_text(trial.params)}): {exc}") from None
+            frozen = record(study, trial, outcome, store)
             if on_trial:
                 on_trial(frozen)
     result = TuneResult(study, out, storage)
@@ -419,12 +427,14 @@ def plot_history(study: optuna.Study, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for state, marker, label in ((TrialState.COMPLETE, "o", "complete"), (TrialState.PRUNED, "x", "pruned")):
         picked = [t for t in finished if t.state == state]
-        values = [max(t.intermediate_values.values(), default=np.nan) for t in picked]
+        values = [100 * max(t.intermediate_values.values(), default=np.nan) for t in picked]
         ax.plot([t.number for t in picked], values, marker, linestyle="none", label=label)
     complete = [(t.number, t.value) for t in finished if t.state == TrialState.COMPLETE and t.value is not None]
     if complete:
-        best = np.maximum.accumulate([v for _, v in complete])
+        best = 100 * np.maximum.accumulate([v for _, v in complete])
         ax.step([n for n, _ in complete], best, where="post", label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(PercentFormatter(decimals=None))
     ax.set_xlabel("trial")
     ax.set_ylabel("best validation accuracy")
     ax.set_title(f"Optuna study {study.study_name!r}: validation accuracy per trial")
