@@ -112,6 +112,7 @@ def test_train_writes_metrics_curves_and_model(digits_run: tuple[Path, subproces
         "train": 1077,
         "val": 360,
         "test": 360,
+        "num_classes": 10,
     }
     assert metrics["config"] == configs.resolve(CONFIGS / "digits.yaml")
     png = (out / "curves.png").read_bytes()

@@ -106,13 +106,7 @@ def metrics_dict(history: History, config: dict[str, Any], dataset: Dataset, sec
     return {
         **history.to_dict(),
         "total_seconds": seconds,
-        "dataset": {
-            "name": dataset.name,
-            "source": dataset.source,
-            "train": len(dataset.train),
-            "val": len(dataset.val),
-            "test": len(dataset.test),
-        },
+        "dataset": dataset.summary(),
         "config": config,
     }
 

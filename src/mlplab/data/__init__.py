@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,17 @@ class Dataset:
     @property
     def input_size(self) -> int:
         return int(np.prod(self.image_shape))
+
+    def summary(self) -> dict[str, Any]:
+        """Name, source and split sizes, as results files record them."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "train": len(self.train),
+            "val": len(self.val),
+            "test": len(self.test),
+            "num_classes": self.num_classes,
+        }
 
     def subset(self, n_train: int) -> Dataset:
         """The same dataset with only the first n_train training samples (validation and test untouched)."""
