@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mlplab import functional as F
+from mlplab import gradcheck
 from mlplab.errors import MlplabError
 from mlplab.models import Model, SoftmaxRegression, TwoLayerNet, build_model, model_class
 
@@ -20,17 +21,9 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def numeric_gradient(objective, param: np.ndarray) -> np.ndarray:
-    """Central finite differences of objective() with respect to every entry of `param` (changed in place)."""
-    grad = np.zeros_like(param)
-    for i in np.ndindex(param.shape):
-        old = param[i]
-        param[i] = old + EPS
-        plus = objective()
-        param[i] = old - EPS
-        minus = objective()
-        param[i] = old
-        grad[i] = (plus - minus) / (2 * EPS)
-    return grad
+    """Central finite differences of objective() with respect to every entry of `param`."""
+    coords = list(np.ndindex(param.shape))
+    return gradcheck.numeric_gradient(objective, param, coords, EPS).reshape(param.shape)
 
 
 def small_model(name: str, seed: int = 5) -> Model:
