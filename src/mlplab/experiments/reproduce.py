@@ -219,11 +219,7 @@ def tuning_section(ctx: Context, lr_runs: dict, reg_runs: dict) -> Section:
         for text, (_, gain) in gains.items()
         if gain is None or gain <= 0
     ]
-    for i, candidate in enumerate(order):
-        speculative = dict(current)
-        for upcoming in order[i : i + ctx.executor.slots]:  # keep idle workers busy on the all-kept path
-            speculative = {**speculative, **upcoming}
-            ctx.request(speculative)
+    for candidate in order:  # one run at a time: each depends on whether the one before was kept
         stacked = {**current, **candidate}
         s = summarize(ctx.metrics(stacked))
         against = columns[-1]["val_acc"]
