@@ -128,10 +128,6 @@ class SerialExecutor(Executor):
         return handle.value
 
 
-def _preload() -> None:
-    """Runs in each pool worker before its first task: heavy imports are already done by the fork server."""
-
-
 class LocalExecutor(Executor):
     """A process pool of `workers` processes on this machine."""
 
@@ -142,7 +138,7 @@ class LocalExecutor(Executor):
         if method == "forkserver":
             # Workers fork from a server that has already imported mlplab, so each starts in milliseconds.
             context.set_forkserver_preload([__name__])
-        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_preload)
+        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> cf.Future:
         return self.pool.submit(fn, *args)
@@ -249,13 +245,21 @@ class Runner:
         return self.finished[name]
 
     def collect(self) -> None:
-        """Wait for at least one running task and save whatever has finished."""
+        """Wait for at least one running task and save whatever has finished; a failed task's error is raised
+        only after every run that finished with it is saved."""
+        errors = []
         for handle in self.executor.wait_any(list(self.running)):
             name = self.running.pop(handle)
-            outcome: RunOutcome = self.executor.result(handle)
+            try:
+                outcome: RunOutcome = self.executor.result(handle)
+            except Exception as exc:  # raised below, once the others are safe on disk
+                errors.append(exc)
+                continue
             self.finished[name] = self.store.save(name, outcome)
             if self.on_saved:
                 self.on_saved(name, self.finished[name])
+        if errors:
+            raise errors[0]
 
     def drain(self) -> None:
         """Wait for every requested run."""

@@ -252,9 +252,16 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Trials that ran to an outcome (complete, pruned, or failed on their own); not ones a kill interrupted."""
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return [t for t in study.get_trials(deepcopy=False, states=states) if "status" in t.user_attrs]
+    """Trials that ran to an outcome (complete, pruned, or failed on their own), not ones a kill interrupted:
+    those are failed without a status, or, when killed while being told, are retried under another number."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    return [
+        t
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and "status" in t.user_attrs and t.number not in retried)
+    ]
 
 
 def budget_left(study: optuna.Study, trials: int) -> int:
@@ -351,7 +358,8 @@ def suggest_all(study: optuna.Study, trial: optuna.Trial, space: dict[str, Param
 
 
 def record(study: optuna.Study, trial: optuna.Trial, outcome: RunOutcome, store: RunStore) -> optuna.trial.FrozenTrial:
-    """Save the trial's run directory, then tell the study (one committed write: the trial is persisted)."""
+    """Save the trial's run directory, store its curve and outcome, and tell the study last: once told, it counts
+    as finished; killed before that, it is requeued on the next start."""
     metrics = outcome.metrics
     s = summarize(metrics)
     store.save(f"trial-{trial.number:04d}", outcome)
