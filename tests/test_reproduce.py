@@ -129,3 +129,15 @@ def test_rerun_redoes_nothing_and_an_extra_section_plugs_in(out: Path, results: 
     }
     assert again["extra"] == {"epochs": 10}
     assert "## Extra experiment" in (out / "report.md").read_text()
+
+
+def test_a_diverging_default_is_reported_and_the_rest_goes_on(tmp_path: Path) -> None:
+    args = ["reproduce", "--set", "learning_rate=1e6", "--set", "epochs=3", "--workers", "1", "--out", str(tmp_path)]
+    assert main(args) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["default"]["status"] == "diverged" and results["default"]["val_acc"] is None
+    assert results["learning_rate_sweep"]["1"]["status"] == "ok"  # the sweep sets its own learning rates
+    assert all(column["val_acc"] is not None for column in list(results["tuning"].values())[1:])
+    report = (tmp_path / "report.md").read_text()
+    assert "The default run diverged (the loss became NaN/inf) during its first epoch" in report
+    assert "| Status | diverged |" in report

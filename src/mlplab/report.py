@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Figure", "Section", "Table", "percent", "points", "write_html", "write_markdown"]
+__all__ = ["Figure", "Section", "Table", "difference", "percent", "points", "write_html", "write_markdown"]
 
 
 def percent(value: float | None) -> str:
@@ -21,6 +21,11 @@ def percent(value: float | None) -> str:
 def points(delta: float | None) -> str:
     """A difference of accuracies in percentage points, signed."""
     return "—" if delta is None else f"{100 * delta:+.2f} pts"
+
+
+def difference(a: float | None, b: float | None) -> float | None:
+    """a − b, or None when either is missing (a run that diverged before its first epoch has no accuracy)."""
+    return None if a is None or b is None else a - b
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 from mlplab import config as configs
 from mlplab.commands.common import add_config_arguments
 from mlplab.commands.sweep import add_executor_arguments, executor_from, finished_line
-from mlplab.report import percent, points
+from mlplab.report import difference, percent, points
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'tuning':>13}  " + "  ".join(f"{name}: {c['change'] or 'default'}" for name, c in columns.items()))
     print(
         f"{'':>13}  test {percent(default['test_acc'])} → {percent(last['test_acc'])} "
-        f"({points(last['test_acc'] - default['test_acc'])})"
+        f"({points(difference(last['test_acc'], default['test_acc']))})"
     )
     out = Path(args.out)
     print(f"\nwrote {out}/report.md, {out}/report.html and {out}/results.json in {results['seconds']:.0f} s")

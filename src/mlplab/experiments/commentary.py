@@ -6,7 +6,7 @@ from itertools import pairwise
 from typing import Any
 
 from mlplab.experiments.store import summarize
-from mlplab.report import percent, points
+from mlplab.report import difference, percent, points
 
 CHANCE = 0.1  # every dataset here has ten balanced classes
 FLAT = 0.002  # accuracy changes below 0.2 points count as no change
@@ -156,7 +156,7 @@ def tuning_commentary(columns: list[dict[str, Any]], tried: list[dict[str, Any]]
     for previous, column in pairwise(columns):
         lines.append(
             f"{column['name']} adds **{column['change']}**: validation {percent(previous['val_acc'])} → "
-            f"{percent(column['val_acc'])} ({points(column['val_acc'] - previous['val_acc'])})."
+            f"{percent(column['val_acc'])} ({points(difference(column['val_acc'], previous['val_acc']))})."
         )
 
     def listing(trials: list[dict[str, Any]]) -> str:
@@ -175,6 +175,7 @@ def tuning_commentary(columns: list[dict[str, Any]], tried: list[dict[str, Any]]
     if len(columns) > 1:
         lines.append(
             f"Altogether test accuracy goes from {percent(first['test_acc'])} to {percent(last['test_acc'])} "
-            f"({points(last['test_acc'] - first['test_acc'])}); every choice was made on validation accuracy."
+            f"({points(difference(last['test_acc'], first['test_acc']))}); "
+            "every choice was made on validation accuracy."
         )
     return lines

@@ -19,7 +19,7 @@ from mlplab.experiments.executors import Executor, Runner, check_dataset_reachab
 from mlplab.experiments.figures import accuracy_overlay
 from mlplab.experiments.store import RunStore, summarize
 from mlplab.experiments.sweep import SweepResult, accuracy_table, sweep_section
-from mlplab.report import Figure, Section, Table, percent, points, write_html, write_markdown
+from mlplab.report import Figure, Section, Table, difference, percent, points, write_html, write_markdown
 from mlplab.run import write_json
 
 LR_VALUES = (1.0, 0.1, 0.05, 0.01)
@@ -158,16 +158,19 @@ def default_section(ctx: Context) -> Section:
     ctx.results["default"] = entry(ctx, {})
     metrics = ctx.metrics({})
     s = summarize(metrics)
-    table = accuracy_table("Default", {"Two-Layer Net": metrics})
-    lines = [
-        f"The default run reaches {percent(s['val_acc'])} on validation at epoch {s['best_epoch']} of "
-        f"{s['epochs_done']} and {percent(s['test_acc'])} on test."
-    ]
+    table = accuracy_table("Default", {ctx.base["type"]: metrics})
+    if s["val_acc"] is None:
+        lines = ["The default run diverged (the loss became NaN/inf) during its first epoch: it has no accuracy."]
+    else:
+        lines = [
+            f"The default run reaches {percent(s['val_acc'])} on validation at epoch {s['best_epoch']} of "
+            f"{s['epochs_done']} and {percent(s['test_acc'])} on test."
+        ]
+        if s["status"] != "ok":
+            lines.append(f"It stopped early with status {s['status']}; those numbers are of its best epoch before.")
     curve = s["curves"]["val_acc"]
     if len(curve) >= 3 and s["best_epoch"] == len(curve) and curve[-1] - curve[-3] > 0.002:
         lines.append("Validation accuracy was still rising at the last epoch: the default stops too early.")
-    if s["status"] != "ok":
-        lines.append(f"The run ended with status {s['status']}.")
     figure = ctx.run_dir({}) / "curves.png"
     figures = [Figure(figure, "Loss and accuracy per epoch of the default run.")] if figure.exists() else []
     return Section("Default run", "The assignment's default settings, trained once.", [table], lines, figures)
@@ -202,28 +205,27 @@ def tuning_section(ctx: Context, lr_runs: dict, reg_runs: dict) -> Section:
     """Greedy forward selection on validation accuracy: each candidate alone first, then stacked in order of
     its own gain, then twice the epochs; each kept only if it raises validation accuracy over the column before."""
     default = summarize(ctx.metrics({}))
-    gains = {}
-    for candidate in tuning_candidates(ctx, lr_runs, reg_runs):
-        single = summarize(ctx.metrics(candidate))["val_acc"]
-        gains[change_text(candidate)] = (candidate, None if single is None else single - default["val_acc"])
-    order = sorted(
-        (c for c, gain in gains.values() if gain is not None and gain > 0),
-        key=lambda c: -gains[change_text(c)][1],
-    )
+
+    def better(value: float | None, than: float | None) -> bool:
+        return value is not None and (than is None or value > than)
+
+    alone = {
+        change_text(c): (c, summarize(ctx.metrics(c))["val_acc"]) for c in tuning_candidates(ctx, lr_runs, reg_runs)
+    }
+    order = [c for c, val in sorted(alone.values(), key=lambda cv: -(cv[1] or 0.0)) if better(val, default["val_acc"])]
     order.append({"epochs": LONGER * ctx.base["epochs"]})
     current: dict[str, Any] = {}
     columns = [{"name": "Default", "change": None, "overrides": {}, **default}]
     tried = [
-        {"change": text, "val_acc": None if gain is None else default["val_acc"] + gain, "kept": False}
-        | {"against": default["val_acc"], "alone": True}
-        for text, (_, gain) in gains.items()
-        if gain is None or gain <= 0
+        {"change": text, "val_acc": val, "kept": False, "against": default["val_acc"], "alone": True}
+        for text, (_, val) in alone.items()
+        if not better(val, default["val_acc"])
     ]
     for candidate in order:  # one run at a time: each depends on whether the one before was kept
         stacked = {**current, **candidate}
         s = summarize(ctx.metrics(stacked))
         against = columns[-1]["val_acc"]
-        kept = s["val_acc"] is not None and s["val_acc"] > against
+        kept = better(s["val_acc"], against)
         tried.append(
             {
                 "change": change_text(candidate),
@@ -247,7 +249,7 @@ def tuning_section(ctx: Context, lr_runs: dict, reg_runs: dict) -> Section:
             [
                 "Improvement over default (test)",
                 "—",
-                *(points(c["test_acc"] - default["test_acc"]) for c in columns[1:]),
+                *(points(difference(c["test_acc"], default["test_acc"])) for c in columns[1:]),
             ],
         ],
     )
