@@ -177,6 +177,8 @@ def test_condition_names_expand_partial_in_the_papers_order() -> None:
     assert [rz.corruption_level(c) for c in ALL[:6]] == [0, 0.2, 0.4, 0.6, 0.8, 1]
     with pytest.raises(MlplabError, match="unknown condition 'noise'"):
         rz.condition_names(["noise"])
+    with pytest.raises(MlplabError, match="unknown condition 'partial-x'"):
+        rz.apply_condition(many_labels(10), "partial-x", seed=0)
     with pytest.raises(MlplabError, match="must lie in"):
         rz.condition_names(["partial"], [1.2])
 

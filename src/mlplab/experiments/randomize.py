@@ -105,7 +105,10 @@ def corruption_level(condition: str) -> float | None:
     if condition == "random-labels":
         return 1.0
     if condition.startswith(PARTIAL):
-        return float(condition.removeprefix(PARTIAL))
+        try:
+            return float(condition.removeprefix(PARTIAL))
+        except ValueError:
+            return None
     return None
 
 
