@@ -327,6 +327,7 @@ def test_cli_end_to_end_on_digits(tmp_path: Path, capsys: pytest.CaptureFixture[
         (["--conditions", "noise"], "unknown condition 'noise'"),
         (["--dropout", "1.5"], "--dropout must lie in [0, 1)"),
         (["--conditions", "partial", "--corruption", ""], "no conditions to run"),
+        (["--dataset", "mnist", "--data-dir", "/nonexistent/mlplab-data"], "no mnist files in /nonexistent"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(

@@ -397,9 +397,9 @@ def randomize(
     settings.check()
     order = list(conditions)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     done = _resume(out, settings)
     dataset = load_dataset(settings)
+    out.mkdir(parents=True, exist_ok=True)
     write_json(
         out / "settings.json",
         {
