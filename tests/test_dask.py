@@ -17,6 +17,7 @@ from mlplab.experiments.sweep import run_sweep, value_configs
 from mlplab.experiments.tune import Param, finished_trials, run_study
 
 distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow  # a scheduler and two worker processes start for this module
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "digits.yaml")
 TIMING = {"epoch_seconds", "total_seconds"}

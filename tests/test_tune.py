@@ -111,6 +111,7 @@ def test_hopeless_trials_are_pruned_from_their_validation_curve(tmp_path: Path) 
     assert json.loads((tmp_path / "best.json").read_text())["pruned"] == 2
 
 
+@pytest.mark.slow
 def test_sigkill_loses_no_finished_trial(tmp_path: Path, space: Path) -> None:
     command = [sys.executable, "-m", "mlplab.cli", "tune", "--config", CONFIG, "--set", "epochs=12"]
     command += ["--space", str(space), "--trials", "4", "--sampler", "random", "--workers", "1", "--out", str(tmp_path)]
