@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from mlplab import data as datasets
-from mlplab import theory
 from mlplab.gradcheck import check_gradients
 from mlplab.models import build_model
 from mlplab.training import batches
@@ -63,6 +62,8 @@ def run_gradcheck(args: argparse.Namespace) -> int:
 
 
 def run_theory(args: argparse.Namespace) -> int:
+    from mlplab import theory  # scipy.optimize loads slowly: only this command needs it
+
     results = theory.run_all()
     print(theory.format_lines(results))
     if args.markdown:
