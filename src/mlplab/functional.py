@@ -87,13 +87,22 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     return loss, probs, dlogits
 
 
+def _shift_by_row_max_(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Subtract each row's max in place (so exp never overflows); return (row indices, argmax per row).
+
+    The max is read at the argmax: on (n, 10) arrays that is several times faster than a max reduction.
+    """
+    rows = np.arange(len(logits))
+    predicted = logits.argmax(axis=1)
+    logits -= logits[rows, predicted][:, None]
+    return rows, predicted
+
+
 def cross_entropy_loss_(logits: np.ndarray, y: np.ndarray) -> tuple[float, int]:
     """Summed cross-entropy of softmax(logits) and the number of correct rows; shifts `logits` in place."""
-    hits = int(np.count_nonzero(logits.argmax(axis=1) == y))
-    logits -= logits.max(axis=1, keepdims=True)
-    true = logits[np.arange(len(y)), y]
+    rows, predicted = _shift_by_row_max_(logits)
     total = np.log(np.exp(logits).sum(axis=1))
-    return float(total.sum() - true.sum()), hits
+    return float(total.sum() - logits[rows, y].sum()), int(np.count_nonzero(predicted == y))
 
 
 def softmax_cross_entropy_(logits: np.ndarray, y: np.ndarray) -> tuple[float, int]:
@@ -102,9 +111,7 @@ def softmax_cross_entropy_(logits: np.ndarray, y: np.ndarray) -> tuple[float, in
     The in-place twin of `softmax_cross_entropy` for the training hot loop: no allocation beyond (n, 1) columns.
     """
     n = len(y)
-    rows = np.arange(n)
-    hits = int(np.count_nonzero(logits.argmax(axis=1) == y))
-    logits -= logits.max(axis=1, keepdims=True)
+    rows, predicted = _shift_by_row_max_(logits)
     true_sum = float(logits[rows, y].sum())
     np.exp(logits, out=logits)
     total = logits.sum(axis=1, keepdims=True)
@@ -112,7 +119,7 @@ def softmax_cross_entropy_(logits: np.ndarray, y: np.ndarray) -> tuple[float, in
     total *= n
     logits /= total
     logits[rows, y] -= 1.0 / n
-    return loss, hits
+    return loss, int(np.count_nonzero(predicted == y))
 
 
 def accuracy(scores: np.ndarray, y: np.ndarray) -> float:

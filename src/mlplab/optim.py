@@ -48,6 +48,18 @@ class SGD(Optimizer):
         self.momentum = momentum
         self.nesterov = nesterov
 
+    def step(self, model: Model) -> None:
+        if self.momentum:
+            super().step(model)
+            return
+        # θ − lr·(g + reg·θ) = (1 − lr·reg)·θ − lr·g: the same step with one pass fewer over each weight matrix
+        # (the largest memory traffic of a step after the GEMMs); the gradient stays as the forward pass wrote it.
+        shrink = 1.0 - self.lr * self.reg
+        for name, param in model.params.items():
+            if self.reg and name in model.weight_names:
+                param *= shrink
+            self.update(name, param, model.grads[name])
+
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         if not self.momentum:
             param -= np.multiply(grad, self.lr, out=self.slot(name, "scratch", param))

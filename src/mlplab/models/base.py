@@ -26,7 +26,7 @@ class Model:
         self.hyper = {**hyper, "dtype": self.dtype.name}
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
-        self._scratch: dict[tuple[str, int], np.ndarray] = {}
+        self._scratch: dict[tuple[str, int], np.ndarray] = {}  # work arrays by (name, batch rows)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -55,6 +55,13 @@ class Model:
                 self._scratch.clear()
             buffer = self._scratch[key, rows] = np.empty((rows, cols), self.dtype)
         return buffer
+
+    def ones(self, n: int) -> np.ndarray:
+        """A cached vector of n ones: ones·δ sums a batch's rows as one BLAS call, several times faster than sum."""
+        vector = self._scratch.get(("ones", n))
+        if vector is None:
+            vector = self._scratch["ones", n] = np.ones(n, self.dtype)
+        return vector
 
     def allocate_grads(self) -> None:
         """One gradient buffer per parameter, written in place by every training step."""

@@ -51,11 +51,11 @@ class TwoLayerNet(Model):
             return loss_sum / n, hits / n
         loss, hits = F.softmax_cross_entropy_(z, y)  # z now holds dJ/dz
         np.matmul(h.T, z, out=g["W2"])
-        np.sum(z, axis=0, out=g["b2"])
+        np.matmul(self.ones(n), z, out=g["b2"])
         dh = np.matmul(z, p["W2"].T, out=self.scratch("dh", n, h.shape[1]))
         slope = np.multiply(h, h, out=self.scratch("slope", n, h.shape[1]))
         np.subtract(h, slope, out=slope)  # σ'(a) = σ − σ²
         dh *= slope
         np.matmul(x.T, dh, out=g["W1"])
-        np.sum(dh, axis=0, out=g["b1"])
+        np.matmul(self.ones(n), dh, out=g["b1"])
         return loss, hits / n
