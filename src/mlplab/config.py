@@ -141,13 +141,13 @@ def flatten(raw: dict[str, Any], where: str) -> dict[str, Any]:
     return flat
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Parse a YAML config file into a flat dict (not yet checked)."""
+def load_yaml(path: str | Path, what: str = "config file") -> Any:
+    """Parse a YAML file; a missing, unreadable or broken one is a ConfigError naming the file and the spot."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise ConfigError(f"{path}: no such {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except yaml.YAMLError as exc:
@@ -155,6 +155,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: broken YAML{at}: {problem}") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML config file into a flat dict (not yet checked)."""
+    raw = load_yaml(path)
     if raw is None:
         return {}
     if not isinstance(raw, dict):

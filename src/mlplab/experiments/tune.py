@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-import yaml
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from optuna.trial import TrialState
 
@@ -79,12 +78,7 @@ class Param:
 def load_space(path: str | Path) -> dict[str, Param]:
     """A search space YAML: `key: {choices: [...]}` or `key: {low: .., high: .., step: .., log: true}`."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such search space file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the search space: {str(exc).splitlines()[0]}") from None
+    raw = configs.load_yaml(path, "search space file")
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{path}: expected a mapping of config keys to {{choices: [...]}} or {{low:, high:}}")
     space = {}
