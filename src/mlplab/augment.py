@@ -64,7 +64,9 @@ class Standardizer:
     inv_std: np.ndarray
 
     @classmethod
-    def fit(cls, split: Split, scale: float, dtype: np.dtype | str = "float32", min_std: float = MIN_STD):
+    def fit(
+        cls, split: Split, scale: float, dtype: np.dtype | str = "float32", min_std: float = MIN_STD
+    ) -> Standardizer:
         """Mean and std of each pixel of `split` after dividing by `scale`, std floored at `min_std`."""
         total = np.zeros(split.x.shape[1])
         total_sq = np.zeros(split.x.shape[1])
