@@ -18,6 +18,7 @@ import pytest
 from conftest import IDX_NAMES, ONE_THREAD, WriteIdx
 from mlplab import config as configs
 from mlplab.cli import main
+from mlplab.errors import MlplabError
 from mlplab.models import Model, TwoLayerNet
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -79,7 +80,7 @@ def test_train_prints_a_line_per_epoch(digits_run: tuple[Path, subprocess.Comple
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no progress bar off a terminal, no warnings
     lines = result.stdout.splitlines()
-    assert lines[0] == ("TwoLayerNet on digits (1077 train / 360 val / 360 test): lr=0.5 reg=0.001 batch=16 epochs=30")
+    assert lines[0] == "TwoLayerNet on digits (1077 train / 360 val / 360 test): lr=0.5 reg=0.001 batch=16 epochs=30"
     epoch_lines = [line for line in lines if line.startswith("epoch")]
     assert len(epoch_lines) == 30 and len(lines) == 32
     metrics = read_metrics(out)
@@ -436,3 +437,46 @@ def test_bad_input_through_the_real_command(tmp_path: Path, write_idx_dataset: W
         _, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 2, stderr
         assert "Traceback" not in stderr and stderr.count("\n") == 1 and message in stderr
+
+
+def test_threads_key_limits_blas_during_the_run(tmp_path: Path) -> None:
+    from threadpoolctl import threadpool_info
+
+    from mlplab.run import train_run
+
+    seen: list[int] = []
+
+    def record(epoch: int, history) -> None:
+        seen.append(max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
+
+    config = configs.resolve(CONFIGS / "digits.yaml", ["epochs=2", "threads=1"])
+    metrics, _ = train_run(config, on_epoch=record)
+    assert seen == [1, 1] and metrics["config"]["threads"] == 1
+    with pytest.raises(MlplabError, match="threads"):
+        configs.resolve(None, ["threads=-1"])
+
+
+def test_header_names_the_mlp_and_its_optimizer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, stdout, _ = call(
+        capsys,
+        "train",
+        "--set",
+        "type=MLP",
+        "--set",
+        "hidden_sizes=[16]",
+        "--set",
+        "optimizer=adam",
+        "--set",
+        "learning_rate=0.01",
+        "--set",
+        "epochs=1",
+        "--set",
+        "schedule=cosine",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert status == 0
+    assert stdout.splitlines()[0] == (
+        "MLP [16] relu on digits (1077 train / 360 val / 360 test): adam lr=0.01 reg=0.001 batch=64 epochs=1 "
+        "schedule=cosine"
+    )

@@ -73,9 +73,12 @@ def test_sampling_covers_small_and_samples_large():
     assert len(set(coords)) == 40 and all(0 <= i < 100 and 0 <= j < 100 for i, j in coords)
 
 
-@pytest.mark.parametrize("model", ["softmax", "two_layer"])
-def test_cli_gradcheck(model, capsys):
-    assert main(["gradcheck", "--model", model]) == 0
+@pytest.mark.parametrize(
+    "args",
+    [["softmax"], ["two_layer"], ["mlp"], ["mlp", "--activation", "relu"], ["mlp", "--activation", "softsign"]],
+)
+def test_cli_gradcheck(args, capsys):
+    assert main(["gradcheck", "--model", *args]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "worst relative error" in line]
     assert lines and all(line.endswith("PASS") for line in lines)
 

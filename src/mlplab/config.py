@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 from collections.abc import Callable, Iterable
@@ -63,6 +64,7 @@ OPTIONS: dict[str, Option] = {
     ),
     "data_dir": Option((str, type(None)), None, help="directory holding the dataset's files"),
     "dtype": Option(str, "float32", _one_of("float32", "float64"), "must be float32 or float64", "compute precision"),
+    "threads": Option(int, 0, _non_negative, "must be ≥ 0", "BLAS threads for the run (0 = the library's default)"),
     "hidden_sizes": Option(
         list, [128], _positive_ints, "must be a non-empty list of ints ≥ 1", "hidden layer widths of MLP"
     ),
@@ -125,7 +127,7 @@ ALIASES = {"model": "type", "lr": "learning_rate", "hidden": "hidden_size"}
 
 def defaults() -> dict[str, Any]:
     """Every key at its default."""
-    return {key: option.default for key, option in OPTIONS.items()}
+    return {key: copy.deepcopy(option.default) for key, option in OPTIONS.items()}  # list defaults stay unshared
 
 
 def flatten(raw: dict[str, Any], where: str) -> dict[str, Any]:

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from mlplab import data as datasets
 from mlplab.augment import BatchTransform, Standardizer
 from mlplab.data import Dataset
@@ -82,19 +84,20 @@ def train_run(
     model = make_model(config, dataset)
     start = time.perf_counter()
     optimizer = make_optimizer(config)
-    history = fit(
-        model,
-        optimizer,
-        dataset,
-        epochs=config["epochs"],
-        batch_size=config["batch_size"],
-        seed=config["seed"],
-        on_epoch=on_epoch,
-        progress=progress,
-        schedule=make_schedule(config),
-        patience=config.get("patience", 0),
-        transform=make_transform(config, dataset, model.dtype.name),
-    )
+    with threadpool_limits(limits=config.get("threads") or None):
+        history = fit(
+            model,
+            optimizer,
+            dataset,
+            epochs=config["epochs"],
+            batch_size=config["batch_size"],
+            seed=config["seed"],
+            on_epoch=on_epoch,
+            progress=progress,
+            schedule=make_schedule(config),
+            patience=config.get("patience", 0),
+            transform=make_transform(config, dataset, model.dtype.name),
+        )
     metrics = metrics_dict(history, config, dataset, time.perf_counter() - start)
     if out is not None:
         write_run(Path(out), metrics, model, dataset)

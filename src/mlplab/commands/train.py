@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mlplab import config as configs
 from mlplab import data as datasets
 from mlplab.commands.common import add_config_arguments, add_data_arguments, epoch_line, show_progress
+from mlplab.data import Dataset
 from mlplab.errors import MlplabError
 from mlplab.models import Model
 from mlplab.run import train_run
@@ -39,12 +41,7 @@ def run_train(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MlplabError(f"--out {out}: cannot create the output directory ({exc.strerror})") from None
-    print(
-        f"{config['type']} on {dataset.name} ({len(dataset.train)} train / {len(dataset.val)} val / "
-        f"{len(dataset.test)} test): lr={config['learning_rate']} reg={config['reg']} "
-        f"batch={config['batch_size']} epochs={config['epochs']}",
-        flush=True,
-    )
+    print(run_header(config, dataset), flush=True)
 
     def report(epoch: int, history: History) -> None:
         print(epoch_line(epoch, history, config["epochs"]), flush=True)
@@ -62,6 +59,21 @@ def run_train(args: argparse.Namespace) -> int:
         f"test acc of that model {metrics['test_acc']:.4f}; wrote {out}/metrics.json, curves.png, model.npz"
     )
     return 0
+
+
+def run_header(config: dict[str, Any], dataset: Dataset) -> str:
+    """What is trained on what, e.g. `MLP [1024] relu on mnist (48000 train / …): adam lr=0.003 … epochs=20`."""
+    model = config["type"]
+    if model == "MLP":
+        model += f" {config['hidden_sizes']} {config['activation']}"
+        model += f" dropout={config['dropout']}" if config["dropout"] else ""
+    settings = [config["optimizer"]] if config["optimizer"] != "sgd" else []
+    settings += [f"{k}={config[k]}" for k in ("learning_rate", "reg", "batch_size", "epochs")]
+    settings += [f"{k}={config[k]}" for k in ("momentum", "weight_decay", "augment") if config[k]]
+    settings += [f"{k}={config[k]}" for k in ("schedule", "normalize") if config[k] != "none"]
+    sizes = f"{len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test"
+    text = " ".join(settings).replace("learning_rate=", "lr=").replace("batch_size=", "batch=")
+    return f"{model} on {dataset.name} ({sizes}): {text}"
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
