@@ -101,7 +101,9 @@ class Model:
         except FileNotFoundError:
             raise MlplabError(f"{path}: no such model file") from None
         except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise MlplabError(f"{path}: not an mlplab model file ({type(exc).__name__}: {exc})") from None
+            # numpy's own message for pickled content suggests allow_pickle, which mlplab never uses: don't echo it.
+            why = "it holds pickled objects" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
+            raise MlplabError(f"{path}: not an mlplab model file ({why})") from None
         if set(params) != set(model.params):
             raise MlplabError(f"{path}: parameters {sorted(params)} do not match {header['model']}")
         for name, p in model.params.items():
