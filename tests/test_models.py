@@ -241,7 +241,7 @@ BAD_MODEL_FILES = {
     "empty file": "not an mlplab model file",
     "no header": "not an mlplab model file (KeyError",
     "header not json": "not an mlplab model file (JSONDecodeError",
-    "pickled object": "not an mlplab model file (ValueError",
+    "pickled object": "not an mlplab model file (it holds pickled objects)",
     "unknown model": "unknown model type 'Transformer'",
     "missing parameter": "parameters ['W1', 'W2', 'b1'] do not match TwoLayerNet",
     "wrong shape": "parameter W1 has shape (5, 3), expected (4, 3)",
