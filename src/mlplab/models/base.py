@@ -100,6 +100,8 @@ class Model:
             model = build_model(header["model"], **header["hyper"])
         except FileNotFoundError:
             raise MlplabError(f"{path}: no such model file") from None
+        except MlplabError as exc:  # e.g. an unknown model type or activation named in the header
+            raise MlplabError(f"{path}: {exc}") from None
         except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             # numpy's own message for pickled content suggests allow_pickle, which mlplab never uses: don't echo it.
             why = "it holds pickled objects" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
