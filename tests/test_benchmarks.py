@@ -26,6 +26,9 @@ def test_every_measure_is_present_and_positive(quick_results):
     assert results["eval"]["samples"] == 1024 and results["eval"]["seconds"] > 0
     assert 20 < results["memory"]["peak_rss_mb"] < 4000
     assert results["gemm_roof_gflops"] > 0
+    sweep = results["sweep"]
+    assert sweep["runs"] == 4 and sweep["dataset"] == "digits"
+    assert sweep["speedup"] == pytest.approx(sweep["seconds_1_worker"] / sweep["seconds_2_workers"])
 
 
 def test_torch_ratio_matches_its_times(quick_results):
