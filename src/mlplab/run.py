@@ -115,31 +115,44 @@ def metrics_dict(history: History, config: dict[str, Any], dataset: Dataset, sec
 
 
 def write_run(out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset) -> None:
-    """Write the run's three files, each atomically so a crash never leaves a half-written one.
+    """Write curves.png and model.npz, then metrics.json last (its presence marks a finished run), each atomically.
 
     A run that diverged before finishing an epoch has no best-by-validation model: it writes metrics only.
     """
     out.mkdir(parents=True, exist_ok=True)
+    if metrics["best_epoch"] is not None:
+        plot_curves(metrics, out / "curves.png", run_title(metrics))
+        save_model(model, out / "model.npz", metrics, dataset.pixel_max)
     write_json(out / "metrics.json", metrics)
-    if metrics["best_epoch"] is None:
-        return
+
+
+def run_title(metrics: dict[str, Any]) -> str:
+    """A curves title naming model, data and the two settings the course varies."""
     config = metrics["config"]
-    title = f"{config['type']} on {dataset.name}: lr={config['learning_rate']}, reg={config['reg']}"
-    plot_curves(metrics, out / "curves.png", title)
+    return f"{config['type']} on {metrics['dataset']['name']}: lr={config['learning_rate']}, reg={config['reg']}"
+
+
+def save_model(model: Model, path: Path, metrics: dict[str, Any], pixel_max: float) -> None:
+    """model.npz with what `mlplab evaluate` needs to find the data again."""
     model.save(
-        out / "model.npz",
-        dataset=dataset.name,
-        data_dir=metrics["config"]["data_dir"],
-        pixel_max=dataset.pixel_max,
+        path,
+        dataset=metrics["dataset"]["name"],
+        data_dir=metrics["config"].get("data_dir"),
+        pixel_max=pixel_max,
         best_epoch=metrics["best_epoch"],
     )
 
 
-def write_json(path: Path, content: Any) -> None:
-    """Write JSON to a temporary file and rename it over `path`."""
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path` and rename it over `path`: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_finite(content), indent=2, allow_nan=False, default=_plain) + "\n")
+    tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def write_json(path: Path, content: Any) -> None:
+    """Write JSON atomically; NaN/inf become null."""
+    write_bytes(path, (json.dumps(_finite(content), indent=2, allow_nan=False, default=_plain) + "\n").encode())
 
 
 def _finite(value: Any) -> Any:

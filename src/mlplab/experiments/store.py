@@ -14,7 +14,7 @@ import numpy as np
 from mlplab.errors import MlplabError
 from mlplab.models import build_model
 from mlplab.plots import plot_curves
-from mlplab.run import write_json
+from mlplab.run import run_title, save_model, write_bytes, write_json
 
 METRICS = "metrics.json"
 
@@ -66,15 +66,9 @@ class RunStore:
         if outcome.state and metrics["best_epoch"] is not None:  # no snapshot, no model: it would be NaN garbage
             model = build_model(outcome.model_type, **outcome.hyper)
             model.load_state(outcome.state)
-            model.save(
-                run_dir / "model.npz",
-                dataset=metrics["dataset"]["name"],
-                data_dir=metrics["config"].get("data_dir"),
-                pixel_max=outcome.pixel_max,
-                best_epoch=metrics["best_epoch"],
-            )
+            save_model(model, run_dir / "model.npz", metrics, outcome.pixel_max)
         if outcome.curves_png:
-            _write_bytes(run_dir / "curves.png", outcome.curves_png)
+            write_bytes(run_dir / "curves.png", outcome.curves_png)
         elif metrics["train_loss"]:
             plot_curves(metrics, run_dir / "curves.png", title or run_title(metrics))
         write_json(run_dir / METRICS, metrics)
@@ -89,18 +83,6 @@ def curves_png(metrics: dict[str, Any], title: str = "") -> bytes:
         path = Path(tmp) / "curves.png"
         plot_curves(metrics, path, title or run_title(metrics))
         return path.read_bytes()
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
-def run_title(metrics: dict[str, Any]) -> str:
-    """A curves title naming model, data and the two settings the course varies."""
-    config = metrics["config"]
-    return f"{config['type']} on {metrics['dataset']['name']}: lr={config['learning_rate']}, reg={config['reg']}"
 
 
 def summarize(metrics: dict[str, Any]) -> dict[str, Any]:
