@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlplab.models import SoftmaxRegression, TwoLayerNet
+from mlplab.models import SoftmaxRegression, TwoLayerNet, build_model
 from mlplab.optim import SGD
 
 
@@ -91,3 +91,55 @@ def test_float32_parameters_stay_float32(momentum: float) -> None:
     model.forward(x, y, mode="train")
     SGD(lr=0.1, reg=0.001, momentum=momentum).step(model)
     assert {p.dtype for p in model.params.values()} == {np.dtype(np.float32)}
+
+
+@pytest.mark.parametrize("name", ["TwoLayerNet", "SoftmaxRegression", "MLP"])
+def test_fused_step_on_factored_gradients_equals_the_written_out_step(name: str) -> None:
+    # One model steps straight from the factors the forward pass kept (one GEMM per parameter); its twin reads
+    # every gradient first (multiplying them out) and so takes the plain θ ← (1 − lr·reg)·θ − lr·g path.
+    rng = np.random.default_rng(5)
+    fused = build_model(name, input_size=6, hidden_size=5, hidden_sizes=[5, 4], num_classes=10, dtype="float64")
+    for p in fused.params.values():
+        p[...] = rng.normal(0.0, 0.5, p.shape)
+    twin = build_model(name, **fused.hyper)
+    twin.load_state(fused.state())
+    x, y = rng.random((8, 6)), rng.integers(0, 10, 8)
+    for model in (fused, twin):
+        model.forward(x, y, mode="train")
+    written = {k: g.copy() for k, g in twin.grads.items()}
+    before = twin.state()
+    lr, reg = 0.05, 0.01
+    SGD(lr=lr, reg=reg).step(fused)
+    SGD(lr=lr, reg=reg).step(twin)
+    for key, p in fused.params.items():
+        decay = reg * before[key] if key in fused.weight_names else 0.0
+        expected = before[key] - lr * (written[key] + decay)
+        np.testing.assert_allclose(p, expected, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(twin.params[key], expected, rtol=1e-12, atol=1e-15)
+
+
+def test_a_gradient_applied_from_its_factors_cannot_be_read_afterwards() -> None:
+    model = TwoLayerNet(input_size=4, hidden_size=3, num_classes=2, dtype="float64")
+    x, y = np.ones((2, 4)), np.array([0, 1])
+    model.forward(x, y, mode="train")
+    SGD(lr=0.1).step(model)
+    with pytest.raises(RuntimeError, match="W1 went straight into the weights"):
+        model.grads["W1"]
+    model.forward(x, y, mode="train")  # a new training pass makes every gradient readable again
+    assert model.grads["W1"].shape == (4, 3)
+
+
+def test_gradients_left_factored_survive_an_evaluation_pass() -> None:
+    # forward(eval) reuses the buffers the factors point into, so it multiplies them out first.
+    rng = np.random.default_rng(6)
+    model = TwoLayerNet(input_size=5, hidden_size=4, num_classes=3, dtype="float64")
+    for p in model.params.values():
+        p[...] = rng.normal(0.0, 0.5, p.shape)
+    twin = TwoLayerNet(input_size=5, hidden_size=4, num_classes=3, dtype="float64")
+    twin.load_state(model.state())
+    x, y = rng.random((6, 5)), rng.integers(0, 3, 6)
+    model.forward(x, y, mode="train")
+    model.forward(rng.random((6, 5)), y, mode="eval")  # same batch size: same scratch buffers
+    twin.forward(x, y, mode="train")
+    for key in model.params:
+        np.testing.assert_array_equal(model.grads[key], twin.grads[key])

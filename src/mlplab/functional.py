@@ -87,22 +87,27 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     return loss, probs, dlogits
 
 
-def _shift_by_row_max_(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Subtract each row's max in place (so exp never overflows); return (row indices, argmax per row).
+def _shift_by_row_max_(logits: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Subtract each row's max in place (so exp never overflows); return (flat view, flat indices of y, hits).
 
-    The max is read at the argmax: on (n, 10) arrays that is several times faster than a max reduction.
+    hits counts the rows whose argmax is y. The max is read at the argmax, and elements are addressed through the
+    flat view: on (n, 10) arrays both are several times faster than a max reduction or 2-D fancy indexing.
     """
-    rows = np.arange(len(logits))
+    if not logits.flags.c_contiguous:
+        raise ValueError("the in-place cross-entropy needs C-contiguous logits")
+    flat = logits.reshape(-1)
+    row_starts = np.arange(0, flat.size, logits.shape[1])
     predicted = logits.argmax(axis=1)
-    logits -= logits[rows, predicted][:, None]
-    return rows, predicted
+    logits -= flat[row_starts + predicted][:, None]
+    return flat, row_starts + y, int(np.count_nonzero(predicted == y))
 
 
 def cross_entropy_loss_(logits: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    """Summed cross-entropy of softmax(logits) and the number of correct rows; shifts `logits` in place."""
-    rows, predicted = _shift_by_row_max_(logits)
-    total = np.log(np.exp(logits).sum(axis=1))
-    return float(total.sum() - logits[rows, y].sum()), int(np.count_nonzero(predicted == y))
+    """Summed cross-entropy of softmax(logits) and the number of correct rows; overwrites `logits`."""
+    flat, true_at, hits = _shift_by_row_max_(logits, y)
+    true_sum = float(flat[true_at].sum())
+    log_total = np.log(np.exp(logits, out=logits).sum(axis=1))
+    return float(log_total.sum()) - true_sum, hits
 
 
 def softmax_cross_entropy_(logits: np.ndarray, y: np.ndarray) -> tuple[float, int]:
@@ -111,15 +116,15 @@ def softmax_cross_entropy_(logits: np.ndarray, y: np.ndarray) -> tuple[float, in
     The in-place twin of `softmax_cross_entropy` for the training hot loop: no allocation beyond (n, 1) columns.
     """
     n = len(y)
-    rows, predicted = _shift_by_row_max_(logits)
-    true_sum = float(logits[rows, y].sum())
+    flat, true_at, hits = _shift_by_row_max_(logits, y)
+    true_sum = float(flat[true_at].sum())
     np.exp(logits, out=logits)
-    total = logits.sum(axis=1, keepdims=True)
+    total = logits @ np.ones((logits.shape[1], 1), logits.dtype)  # row sums as a product: faster than sum(axis=1)
     loss = (float(np.log(total).sum()) - true_sum) / n
     total *= n
     logits /= total
-    logits[rows, y] -= 1.0 / n
-    return loss, int(np.count_nonzero(predicted == y))
+    flat[true_at] -= 1.0 / n
+    return loss, hits
 
 
 def accuracy(scores: np.ndarray, y: np.ndarray) -> float:

@@ -8,6 +8,7 @@ from itertools import pairwise
 import numpy as np
 
 from mlplab import functional as F
+from mlplab.blas import matmul
 from mlplab.errors import MlplabError
 from mlplab.models.base import Model
 
@@ -80,40 +81,42 @@ class MLP(Model):
         p = self.params
         a = x
         for i in range(1, self.depth):
-            z = a @ p[f"W{i}"]
+            z = matmul(a, p[f"W{i}"])
             z += p[f"b{i}"]
             a = self.activation(z)
-        out = a @ p[f"W{self.depth}"]
+        out = matmul(a, p[f"W{self.depth}"])
         out += p[f"b{self.depth}"]
         return out
 
     def forward(self, x: np.ndarray, y: np.ndarray, mode: str = "train") -> tuple[float, float]:
         p, g = self.params, self.grads
+        g.settle()
         train = mode == "train"
         drop = train and self.dropout > 0
         # Per hidden layer: its input, its pre-activation z, activation f(z), and the dropout mask (or None).
         layers: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = []
         a = x
         for i in range(1, self.depth):
-            z = a @ p[f"W{i}"]
+            z = matmul(a, p[f"W{i}"])
             z += p[f"b{i}"]
             h = self.activation(z)
             mask = self.dropout_mask(h.shape) if drop else None
             layers.append((a, z, h, mask))
             a = h * mask if mask is not None else h
-        logits = a @ p[f"W{self.depth}"]
+        logits = matmul(a, p[f"W{self.depth}"])
         logits += p[f"b{self.depth}"]
         loss, _, dz = F.softmax_cross_entropy(logits, y)
         if train:
-            np.matmul(a.T, dz, out=g[f"W{self.depth}"])
-            np.sum(dz, axis=0, out=g[f"b{self.depth}"])
+            ones = self.ones(len(x))
+            g.defer(f"W{self.depth}", a, dz)
+            g.defer(f"b{self.depth}", ones, dz)
             for i in range(self.depth - 1, 0, -1):
                 a_in, z, h, mask = layers[i - 1]
-                da = dz @ p[f"W{i + 1}"].T
+                da = matmul(dz, p[f"W{i + 1}"].T)
                 if mask is not None:
                     da *= mask
                 da *= self.activation_grad(z, h)
-                np.matmul(a_in.T, da, out=g[f"W{i}"])
-                np.sum(da, axis=0, out=g[f"b{i}"])
+                g.defer(f"W{i}", a_in, da)
+                g.defer(f"b{i}", ones, da)
                 dz = da
         return loss, F.accuracy(logits, y)

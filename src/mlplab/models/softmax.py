@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlplab import functional as F
+from mlplab.blas import gemm
 from mlplab.models.base import Model
 
 
@@ -24,12 +25,13 @@ class SoftmaxRegression(Model):
 
     def forward(self, x: np.ndarray, y: np.ndarray, mode: str = "train") -> tuple[float, float]:
         n, classes = len(x), self.params["W1"].shape[1]
-        z = np.matmul(x, self.params["W1"], out=self.scratch("z", n, classes))
+        self.grads.settle()
+        z = gemm(x, self.params["W1"], out=self.scratch("z", n, classes))
         a = np.maximum(z, 0, out=self.scratch("a", n, classes))
         if mode != "train":
             loss_sum, hits = F.cross_entropy_loss_(a, y)
             return loss_sum / n, hits / n
         loss, hits = F.softmax_cross_entropy_(a, y)  # a now holds dJ/da
         a *= z > 0
-        np.matmul(x.T, a, out=self.grads["W1"])
+        self.grads.defer("W1", x, a)
         return loss, hits / n
