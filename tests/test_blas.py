@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -63,3 +66,24 @@ def test_non_contiguous_operands_are_still_right() -> None:
     out = np.zeros((4, 5))
     gemm(a, b, out=out)
     np.testing.assert_allclose(out, a @ b, rtol=1e-13)
+
+
+def test_importing_the_models_loads_every_blas_a_training_step_uses() -> None:
+    # threadpoolctl limits only the libraries loaded when a limit is entered: a BLAS loaded later by the first
+    # product kept all its threads inside a one-thread worker, and two workers ran slower than one.
+    probe = """
+import numpy as np
+from threadpoolctl import threadpool_info
+from mlplab.models import TwoLayerNet
+from mlplab.optim import SGD
+loaded = {pool["filepath"] for pool in threadpool_info()}
+model = TwoLayerNet(8, 4, 3)
+model.forward(np.ones((5, 8), np.float32), np.arange(5) % 3, mode="train")
+SGD(0.1, reg=0.01).step(model)
+model.forward(np.ones((5, 8), np.float32), np.arange(5) % 3, mode="eval")
+assert {pool["filepath"] for pool in threadpool_info()} == loaded, "a BLAS was loaded after the models"
+print(len(loaded))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 1

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache
-from typing import Any
-
 import numpy as np
 
+# Imported with this module, not on first use: threadpoolctl limits only the BLAS libraries already loaded when a
+# limit is entered, and a worker's one-thread limit missing scipy's OpenBLAS made two workers slower than one.
+from scipy.linalg import blas
 
-@cache
-def _routines() -> dict[np.dtype, Callable[..., Any]]:
-    from scipy.linalg import blas  # imported on first use: it costs the CLI's start 0.2 s
-
-    return {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
+_GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
@@ -23,7 +18,7 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta
     done by BLAS's threads in the product's own pass: numpy's matmul can only overwrite `out`.
     """
     c = out.reshape(1, -1) if out.ndim == 1 else out
-    routine = _routines().get(c.dtype)
+    routine = _GEMM.get(c.dtype)
     if routine is None or a.dtype != c.dtype or b.dtype != c.dtype or not c.flags.c_contiguous:
         c[...] = alpha * (a @ b) + (beta * c if beta else 0.0)
         return out
