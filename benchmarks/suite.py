@@ -1,7 +1,8 @@
 """Side-by-side timings of the default Two-Layer Net step: mlplab vs PyTorch vs scikit-learn, plus the GEMM floor.
 
-Every ratio is measured in one run on the same data, batch size and BLAS thread count. `--quick` shrinks every
-workload so CI can check the output's shape without timing anything meaningful.
+Every ratio is measured in one run on the same data, batch size and BLAS thread count, the contenders taking turns
+so that each ratio compares epochs timed moments apart. `--quick` shrinks every workload so CI can check the
+output's shape without timing anything meaningful.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from mlplab import data
+from mlplab.blas import gemm
 from mlplab.data import Dataset, Split
 from mlplab.errors import DataError
 from mlplab.models import TwoLayerNet
@@ -71,16 +73,47 @@ def _mnist_from_env() -> Dataset:
     return data.load("mnist")
 
 
-def mlplab_epoch(ds: Dataset, hidden: int, batch: int, repeats: int) -> float:
-    """Seconds per training epoch of mlplab's TwoLayerNet + SGD, through the same code `fit` runs."""
+Epoch = Callable[[], Any]
+
+
+def side_by_side(contenders: dict[str, Epoch], rounds: int, pause: float = 0.3) -> dict[str, list[float]]:
+    """Seconds of each contender in each round: they take turns, after one untimed warm-up each.
+
+    This machine's speed drifts by up to a third over a minute, so ratios are formed within a round, where every
+    contender met the same moment. The pause lets the last one's BLAS or OpenMP threads stop spinning first.
+    """
+    for epoch in contenders.values():
+        epoch()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, epoch in contenders.items():
+            time.sleep(pause)
+            start = time.perf_counter()
+            epoch()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def round_ratios(times: dict[str, list[float]], numerator: str, denominator: str) -> list[float]:
+    """numerator time / denominator time, round by round."""
+    return [a / b for a, b in zip(times[numerator], times[denominator], strict=True)]
+
+
+def round_ratio(times: dict[str, list[float]], numerator: str, denominator: str) -> float:
+    """Median over rounds of numerator time / denominator time."""
+    return statistics.median(round_ratios(times, numerator, denominator))
+
+
+def mlplab_epoch(ds: Dataset, hidden: int, batch: int) -> Epoch:
+    """One training epoch of mlplab's TwoLayerNet + SGD, through the same code `fit` runs."""
     model = TwoLayerNet(ds.input_size, hidden, CLASSES, seed=0)
     optimizer = SGD(LR, reg=REG)
     rng = np.random.default_rng(0)
-    return median_seconds(lambda: train_epoch(model, optimizer, ds.train, batch, ds.pixel_max, rng), repeats)
+    return lambda: train_epoch(model, optimizer, ds.train, batch, ds.pixel_max, rng)
 
 
-def torch_epoch(ds: Dataset, hidden: int, batch: int, repeats: int, threads: int) -> float | None:
-    """Seconds per epoch of the same network, loss, L2 and SGD in PyTorch (CPU, float32), or None without it."""
+def torch_epoch(ds: Dataset, hidden: int, batch: int, threads: int) -> Epoch | None:
+    """One epoch of the same network, loss, L2 and SGD in PyTorch (CPU, float32), or None without it."""
     try:
         import torch
     except ImportError:
@@ -103,11 +136,11 @@ def torch_epoch(ds: Dataset, hidden: int, batch: int, repeats: int, threads: int
             loss_fn(net(x[index]), y[index]).backward()
             opt.step()
 
-    return median_seconds(epoch, repeats)
+    return epoch
 
 
-def sklearn_epoch(ds: Dataset, hidden: int, batch: int, repeats: int) -> float:
-    """Seconds per epoch of scikit-learn's MLPClassifier with the same shape, batch, lr and L2."""
+def sklearn_epoch(ds: Dataset, hidden: int, batch: int) -> Epoch:
+    """One epoch of scikit-learn's MLPClassifier with the same shape, batch, lr and L2."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 
@@ -124,13 +157,17 @@ def sklearn_epoch(ds: Dataset, hidden: int, batch: int, repeats: int) -> float:
         random_state=0,
     )
     classes = np.arange(CLASSES)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return median_seconds(lambda: clf.partial_fit(x, ds.train.y, classes=classes), repeats)
+
+    def epoch() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.partial_fit(x, ds.train.y, classes=classes)
+
+    return epoch
 
 
-def floor_epoch(n: int, hidden: int, batch: int, repeats: int) -> float:
-    """The two big GEMMs of every step alone (x·W1 forward, xᵀ·δ for the W1 gradient), summed over an epoch."""
+def floor_epoch(n: int, hidden: int, batch: int) -> Epoch:
+    """The two big GEMMs of every step alone (x·W1 forward, xᵀ·δ for the W1 gradient) through the step's BLAS."""
     rng = np.random.default_rng(0)
     x = rng.random((batch, 784), np.float32)
     w = rng.random((784, hidden), np.float32)
@@ -140,10 +177,10 @@ def floor_epoch(n: int, hidden: int, batch: int, repeats: int) -> float:
 
     def epoch() -> None:
         for _ in range(steps):
-            np.matmul(x, w, out=h)
-            np.matmul(x.T, delta, out=grad)
+            gemm(x, w, out=h)
+            gemm(x.T, delta, out=grad)
 
-    return median_seconds(epoch, repeats)
+    return epoch
 
 
 def eval_seconds(ds: Dataset, repeats: int) -> float:
@@ -157,7 +194,8 @@ def eval_seconds(ds: Dataset, repeats: int) -> float:
 def gemm_roof(size: int) -> float:
     """GFLOP/s of one large float32 GEMM: the machine's practical peak for this work."""
     a = np.random.default_rng(0).random((size, size), np.float32)
-    return 2 * size**3 / median_seconds(lambda: a @ a, 3) / 1e9
+    out = np.empty_like(a)
+    return 2 * size**3 / median_seconds(lambda: gemm(a, a, out=out), 3) / 1e9
 
 
 def step_flops(batch: int, hidden: int) -> int:
@@ -201,7 +239,7 @@ def peak_rss_mb(ds: Dataset, quick: bool) -> dict[str, Any]:
 
 
 def sweep_throughput(ds: Dataset, quick: bool) -> dict[str, Any]:
-    """Wall time of the same learning-rate sweep (a real `run_sweep`) on a pool of 1 worker and of 2.
+    """Wall time of the same learning-rate sweep (a real `run_sweep`) on a pool of 1 worker and of 2, in turns.
 
     Both are process pools with one BLAS thread per worker, so the ratio is the scaling of workers alone.
     """
@@ -215,28 +253,37 @@ def sweep_throughput(ds: Dataset, quick: bool) -> dict[str, Any]:
     else:
         settings = ["dataset=digits", "epochs=1" if quick else "epochs=30", "batch_size=16"]
     key, configs = value_configs("learning_rate", values, None, settings)
-    seconds = {}
-    for workers in (1, 2):
-        executor = LocalExecutor(workers)
-        with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
-            try:
-                run_sweep(key, configs, out, executor)
-            finally:
-                executor.close()
-            seconds[workers] = time.perf_counter() - start
+
+    def sweep_on(workers: int) -> Epoch:
+        def sweep() -> None:
+            executor = LocalExecutor(workers)
+            with tempfile.TemporaryDirectory() as out:
+                try:
+                    run_sweep(key, configs, out, executor)
+                finally:
+                    executor.close()
+
+        return sweep
+
+    times = side_by_side({"1": sweep_on(1), "2": sweep_on(2)}, rounds=1 if quick else 2)
     return {
         "runs": len(values),
         "dataset": settings[0].split("=")[1],
-        "seconds_1_worker": seconds[1],
-        "seconds_2_workers": seconds[2],
-        "speedup": seconds[1] / seconds[2],
+        "seconds_1_worker": statistics.median(times["1"]),
+        "seconds_2_workers": statistics.median(times["2"]),
+        "rounds": times,
+        "speedup": round_ratio(times, "1", "2"),
     }
 
 
-def run(quick: bool, data_dir: str | None) -> dict[str, Any]:
-    """Every measurement, as one JSON-ready dict."""
-    repeats = 1 if quick else 5
+def run(quick: bool, data_dir: str | None, threads: int | None = None) -> dict[str, Any]:
+    """Every measurement, as one JSON-ready dict; `threads` limits BLAS (and PyTorch) to that many threads."""
+    with threadpool_limits(threads):
+        return _run(quick, data_dir)
+
+
+def _run(quick: bool, data_dir: str | None) -> dict[str, Any]:
+    rounds = 1 if quick else 7
     ds = workload(quick, data_dir)
     threads = blas_threads()
     n, hidden, batch = len(ds.train), 128, 64
@@ -244,16 +291,20 @@ def run(quick: bool, data_dir: str | None) -> dict[str, Any]:
         f"workload: {ds.name}, {n} training samples, batch {batch}, hidden {hidden}, {threads} BLAS threads",
         file=sys.stderr,
     )
-    ours = mlplab_epoch(ds, hidden, batch, repeats)
-    torch_s = torch_epoch(ds, hidden, batch, repeats, threads)
-    sk = sklearn_epoch(ds, hidden, batch, max(1, repeats // 2))
-    floor = floor_epoch(n, hidden, batch, repeats)
+    contenders = {"mlplab": mlplab_epoch(ds, hidden, batch), "floor": floor_epoch(n, hidden, batch)}
+    torch = torch_epoch(ds, hidden, batch, threads)
+    if torch is not None:
+        contenders["torch"] = torch
+    contenders["sklearn"] = sklearn_epoch(ds, hidden, batch)
+    times = side_by_side(contenders, rounds)
+    epoch = {name: statistics.median(t) for name, t in times.items()}
+    ours = epoch["mlplab"]
     roof = gemm_roof(512 if quick else 2048)
     scaling = []
     widths = [64, 256] if quick else [64, 128, 256, 512, 1024]
     sizes = [16, 256] if quick else [16, 32, 64, 128, 256, 512, 1024]
     for h, b in [(h, batch) for h in widths] + [(hidden, b) for b in sizes]:
-        seconds = ours if (h, b) == (hidden, batch) else mlplab_epoch(ds, h, b, max(1, repeats // 2))
+        seconds = ours if (h, b) == (hidden, batch) else median_seconds(mlplab_epoch(ds, h, b), max(1, rounds // 2))
         flops = step_flops(b, h) * -(-n // b)
         scaling.append(
             {
@@ -273,9 +324,13 @@ def run(quick: bool, data_dir: str | None) -> dict[str, Any]:
             "quick": quick,
         },
         "workload": {"dataset": ds.name, "train_samples": n, "hidden": hidden, "batch": batch},
-        "epoch_seconds": {"mlplab": ours, "torch": torch_s, "sklearn": sk},
-        "ratios": {"mlplab_over_torch": ours / torch_s if torch_s else None, "mlplab_over_sklearn": ours / sk},
-        "floor": {"epoch_seconds": floor, "efficiency": floor / ours},
+        "rounds": times,
+        "epoch_seconds": {"mlplab": ours, "torch": epoch.get("torch"), "sklearn": epoch["sklearn"]},
+        "ratios": {
+            "mlplab_over_torch": round_ratio(times, "mlplab", "torch") if torch is not None else None,
+            "mlplab_over_sklearn": round_ratio(times, "mlplab", "sklearn"),
+        },
+        "floor": {"epoch_seconds": epoch["floor"], "efficiency": round_ratio(times, "floor", "mlplab")},
         "eval": {"samples": len(ds.val) + len(ds.test), "seconds": eval_seconds(ds, 3 if quick else 20)},
         "memory": peak_rss_mb(ds, quick),
         "sweep": sweep_throughput(ds, quick),
@@ -286,23 +341,34 @@ def run(quick: bool, data_dir: str | None) -> dict[str, Any]:
 
 def markdown(r: dict[str, Any]) -> str:
     """The results as the tables README shows."""
-    e, ratios = r["epoch_seconds"], r["ratios"]
-    torch_cell = f"{e['torch']:.3f}" if e["torch"] else "not installed"
-    torch_ratio = f"{ratios['mlplab_over_torch']:.2f}×" if ratios["mlplab_over_torch"] else "—"
+    e, ratios, rounds = r["epoch_seconds"], r["ratios"], r["rounds"]
+
+    def spread(numerator: str, denominator: str, fmt: str) -> str:
+        values = round_ratios(rounds, numerator, denominator)
+        return f"{format(min(values), fmt)}–{format(max(values), fmt)}"
+
+    torch_cell = f"{e['torch']:.3f} s" if e["torch"] else "not installed"
+    torch_ratio = (
+        f"{ratios['mlplab_over_torch']:.2f}× (rounds {spread('mlplab', 'torch', '.2f')})"
+        if ratios["mlplab_over_torch"]
+        else "—"
+    )
     lines = [
         f"Workload: {r['workload']['dataset']}, {r['workload']['train_samples']} training samples, "
         f"784-{r['workload']['hidden']}-10 sigmoid, batch {r['workload']['batch']}, float32, "
-        f"{r['machine']['blas_threads']} BLAS threads, {r['machine']['cores']} cores.",
+        f"{r['machine']['blas_threads']} BLAS threads, {r['machine']['cores']} cores. Epochs: median of "
+        f"{len(rounds['mlplab'])} rounds in which the contenders take turns; ratios: median of the rounds' ratios.",
         "",
         "| measure | value | target |",
         "| --- | --- | --- |",
         f"| mlplab epoch | {e['mlplab']:.3f} s | |",
-        f"| PyTorch CPU epoch | {torch_cell} s | |",
+        f"| PyTorch CPU epoch | {torch_cell} | |",
         f"| scikit-learn MLPClassifier epoch | {e['sklearn']:.3f} s | |",
         f"| mlplab / PyTorch | {torch_ratio} | ≤ 0.5× |",
         f"| mlplab / scikit-learn | {ratios['mlplab_over_sklearn']:.2f}× | |",
         f"| GEMM floor per epoch | {r['floor']['epoch_seconds']:.3f} s | |",
-        f"| floor efficiency (floor / epoch) | {r['floor']['efficiency']:.0%} | ≥ 70% |",
+        f"| floor efficiency (floor / epoch) | {r['floor']['efficiency']:.0%} "
+        f"(rounds {spread('floor', 'mlplab', '.0%')}) | ≥ 70% |",
         f"| evaluation of {r['eval']['samples']} samples | {r['eval']['seconds'] * 1000:.1f} ms | ≤ 30 ms |",
         f"| peak RSS ({r['memory']['what']}) | {r['memory']['peak_rss_mb']:.0f} MB | ≤ 400 MB |",
     ]
@@ -330,8 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny workloads: checks the output, times nothing")
     parser.add_argument("--data-dir", help="MNIST directory (default: $MLPLAB_DATA/mnist, else random data)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="where JSON + Markdown go")
+    parser.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: BLAS's own, all cores)")
     args = parser.parse_args(argv)
-    results = run(args.quick, args.data_dir)
+    results = run(args.quick, args.data_dir, args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "quick" if args.quick else "latest"

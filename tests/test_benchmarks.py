@@ -20,15 +20,17 @@ def test_every_measure_is_present_and_positive(quick_results):
     assert results["machine"]["quick"] is True
     assert results["epoch_seconds"]["mlplab"] > 0 and results["epoch_seconds"]["sklearn"] > 0
     assert results["floor"]["epoch_seconds"] > 0
-    assert results["floor"]["efficiency"] == pytest.approx(
-        results["floor"]["epoch_seconds"] / results["epoch_seconds"]["mlplab"]
-    )
+    rounds = results["rounds"]
+    assert len(rounds["mlplab"]) == len(rounds["floor"]) == len(rounds["sklearn"]) == 1
+    assert results["epoch_seconds"]["mlplab"] == rounds["mlplab"][0]
+    assert results["floor"]["efficiency"] == pytest.approx(rounds["floor"][0] / rounds["mlplab"][0])
     assert results["eval"]["samples"] == 1024 and results["eval"]["seconds"] > 0
     assert 20 < results["memory"]["peak_rss_mb"] < 4000
     assert results["gemm_roof_gflops"] > 0
     sweep = results["sweep"]
     assert sweep["runs"] == 4 and sweep["dataset"] == "digits"
     assert sweep["speedup"] == pytest.approx(sweep["seconds_1_worker"] / sweep["seconds_2_workers"])
+    assert sweep["rounds"] == {"1": [sweep["seconds_1_worker"]], "2": [sweep["seconds_2_workers"]]}
 
 
 def test_torch_ratio_matches_its_times(quick_results):
@@ -38,7 +40,7 @@ def test_torch_ratio_matches_its_times(quick_results):
         assert results["ratios"]["mlplab_over_torch"] is None
     else:
         assert results["ratios"]["mlplab_over_torch"] == pytest.approx(
-            results["epoch_seconds"]["mlplab"] / torch_seconds
+            results["rounds"]["mlplab"][0] / results["rounds"]["torch"][0]
         )
 
 
@@ -52,6 +54,20 @@ def test_scaling_table_covers_widths_and_batches(quick_results):
         )
     assert markdown.count("\n| ") >= 10 + len(results["scaling"])
     assert "floor efficiency" in markdown and "mlplab / PyTorch" in markdown
+
+
+def test_ratios_are_medians_of_each_rounds_ratio():
+    # Rounds where the machine slowed for everyone give the same ratio as the others; a ratio of medians would not.
+    times = {"a": [1.0, 2.0, 4.0], "b": [2.0, 4.0, 4.0]}
+    assert suite.round_ratios(times, "a", "b") == [0.5, 0.5, 1.0]
+    assert suite.round_ratio(times, "a", "b") == 0.5
+
+
+def test_side_by_side_times_every_contender_each_round():
+    calls = []
+    times = suite.side_by_side({"x": lambda: calls.append("x"), "y": lambda: calls.append("y")}, rounds=3, pause=0)
+    assert calls == ["x", "y"] + ["x", "y"] * 3  # a warm-up each, then turns
+    assert [len(t) for t in times.values()] == [3, 3] and all(t >= 0 for t in times["x"] + times["y"])
 
 
 def test_step_flops_counts_the_three_big_products():
