@@ -104,9 +104,9 @@ def round_ratio(times: dict[str, list[float]], numerator: str, denominator: str)
     return statistics.median(round_ratios(times, numerator, denominator))
 
 
-def mlplab_epoch(ds: Dataset, hidden: int, batch: int) -> Epoch:
-    """One training epoch of mlplab's TwoLayerNet + SGD, through the same code `fit` runs."""
-    model = TwoLayerNet(ds.input_size, hidden, CLASSES, seed=0)
+def mlplab_epoch(ds: Dataset, hidden: int, batch: int, model: TwoLayerNet | None = None) -> Epoch:
+    """One training epoch of mlplab's TwoLayerNet + SGD (of `model` when given), through the code `fit` runs."""
+    model = model or TwoLayerNet(ds.input_size, hidden, CLASSES, seed=0)
     optimizer = SGD(LR, reg=REG)
     rng = np.random.default_rng(0)
     return lambda: train_epoch(model, optimizer, ds.train, batch, ds.pixel_max, rng)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from benchmarks import suite
+
+from mlplab.models import TwoLayerNet
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +76,21 @@ def test_side_by_side_times_every_contender_each_round():
 def test_step_flops_counts_the_three_big_products():
     # forward x·W1 and h·W2, backward hᵀδ, δ·W2ᵀ and xᵀδ: 2·B·(2·784·H + 3·H·10)
     assert suite.step_flops(64, 128) == 2 * 64 * (2 * 784 * 128 + 3 * 128 * 10)
+
+
+def test_the_inlined_step_trains_exactly_like_mlplab():
+    # The headroom benchmark is only meaningful if its hand-inlined step computes what mlplab's step computes.
+    from benchmarks.headroom import inlined_epoch
+
+    from mlplab.data import Dataset, Split
+
+    rng = np.random.default_rng(3)
+    split = Split(rng.integers(0, 256, (256, 784), dtype=np.uint8), rng.integers(0, 10, 256))
+    ds = Dataset("synthetic", split, split, split, (28, 28), 255.0, source="random")
+    params: dict = {}
+    inlined_epoch(ds, 16, 32, params)()
+    model = TwoLayerNet(784, 16, 10, seed=0)
+    suite.mlplab_epoch(ds, 16, 32, model)()
+    for name, p in model.params.items():
+        np.testing.assert_allclose(params[name], p, rtol=1e-5, atol=1e-8)  # bit-equal here: ×0.5 is exact
+    assert not np.allclose(params["W1"], TwoLayerNet(784, 16, 10, seed=0).params["W1"])  # it did train
