@@ -265,7 +265,7 @@ def sweep_throughput(ds: Dataset, quick: bool) -> dict[str, Any]:
 
         return sweep
 
-    times = side_by_side({"1": sweep_on(1), "2": sweep_on(2)}, rounds=1 if quick else 2)
+    times = side_by_side({"1": sweep_on(1), "2": sweep_on(2)}, rounds=1 if quick else 3)
     return {
         "runs": len(values),
         "dataset": settings[0].split("=")[1],
