@@ -114,7 +114,8 @@ def finished_runs(out: Path) -> dict[str, tuple[int, int, str]]:
 def test_sigkill_then_rerun_redoes_no_finished_run(tmp_path: Path) -> None:
     values = ["0.5", "0.4", "0.3", "0.2", "0.1"]
     command = [sys.executable, "-m", "mlplab.cli", "sweep", "learning_rate", *values, "--config", CONFIG]
-    command += ["--set", "epochs=12", "--workers", "2", "--out", str(tmp_path)]
+    # ≈ 1 s a run, so the kill lands mid-sweep (12 epochs took 0.06 s and raced the poll)
+    command += ["--set", "epochs=100", "--workers", "2", "--out", str(tmp_path)]
     env = {**os.environ, "MLPLAB_NO_DOWNLOAD": "1"}
     first = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

@@ -113,7 +113,8 @@ def test_hopeless_trials_are_pruned_from_their_validation_curve(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_sigkill_loses_no_finished_trial(tmp_path: Path, space: Path) -> None:
-    command = [sys.executable, "-m", "mlplab.cli", "tune", "--config", CONFIG, "--set", "epochs=12"]
+    # 100 epochs: about a second per trial, so the kill reliably lands inside one (12 took 0.06 s and raced).
+    command = [sys.executable, "-m", "mlplab.cli", "tune", "--config", CONFIG, "--set", "epochs=100"]
     command += ["--space", str(space), "--trials", "4", "--sampler", "random", "--workers", "1", "--out", str(tmp_path)]
     env = {**os.environ, "MLPLAB_NO_DOWNLOAD": "1"}
     first = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
