@@ -129,8 +129,9 @@ def test_a_gradient_applied_from_its_factors_cannot_be_read_afterwards() -> None
     assert model.grads["W1"].shape == (4, 3)
 
 
-def test_gradients_left_factored_survive_an_evaluation_pass() -> None:
-    # forward(eval) reuses the buffers the factors point into, so it multiplies them out first.
+@pytest.mark.parametrize("between", ["forward", "scores"])
+def test_gradients_left_factored_survive_an_evaluation_pass(between: str) -> None:
+    # forward(eval) and scores reuse the buffers the factors point into, so they multiply them out first.
     rng = np.random.default_rng(6)
     model = TwoLayerNet(input_size=5, hidden_size=4, num_classes=3, dtype="float64")
     for p in model.params.values():
@@ -139,7 +140,8 @@ def test_gradients_left_factored_survive_an_evaluation_pass() -> None:
     twin.load_state(model.state())
     x, y = rng.random((6, 5)), rng.integers(0, 3, 6)
     model.forward(x, y, mode="train")
-    model.forward(rng.random((6, 5)), y, mode="eval")  # same batch size: same scratch buffers
+    other = rng.random((6, 5))  # same batch size: same scratch buffers
+    model.forward(other, y, mode="eval") if between == "forward" else model.scores(other)
     twin.forward(x, y, mode="train")
     for key in model.params:
         np.testing.assert_array_equal(model.grads[key], twin.grads[key])
