@@ -36,18 +36,6 @@ REPO = Path(__file__).resolve().parent.parent
 LR, REG, CLASSES = 0.1, 0.001, 10
 
 
-def median_seconds(run: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
-    """Median wall time of `run` over `repeats` calls after `warmup` untimed ones."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def blas_threads() -> int:
     return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=1)
 
@@ -92,6 +80,11 @@ def side_by_side(contenders: dict[str, Epoch], rounds: int, pause: float = 0.3) 
             epoch()
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def median_seconds(run: Epoch, repeats: int) -> float:
+    """Median wall time of `run` over `repeats` calls after one untimed one."""
+    return statistics.median(side_by_side({"run": run}, repeats, pause=0.0)["run"])
 
 
 def round_ratios(times: dict[str, list[float]], numerator: str, denominator: str) -> list[float]:
