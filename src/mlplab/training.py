@@ -67,15 +67,15 @@ def batches(
         stop = min(start + batch_size, n)
         m = stop - start
         if order is None:
-            np.multiply(split.x[start:stop], factor, out=out[:m])
-            yield out[:m], split.y[start:stop]
+            rows, labels = split.x[start:stop], split.y[start:stop]
         else:
             index = order[start:stop]
-            np.take(split.x, index, axis=0, out=raw[:m])
-            # Cast, then scale in place: twice as fast as one mixed-type multiply, which casts through a buffer.
-            np.copyto(out[:m], raw[:m])
-            out[:m] *= factor
-            yield out[:m], split.y[index]
+            rows, labels = np.take(split.x, index, axis=0, out=raw[:m]), split.y[index]
+        x = out[:m]
+        # Cast, then scale in place: twice as fast as one mixed-type multiply, which casts through a buffer.
+        np.copyto(x, rows)
+        x *= factor
+        yield x, labels
 
 
 def evaluate(
