@@ -182,7 +182,7 @@ class Prediction:
 
 def probabilities(model: Model, raw: np.ndarray, pixel_max: float) -> np.ndarray:
     """Class probabilities (n, classes) of raw pixel rows in 0..pixel_max."""
-    x = (np.asarray(raw, np.float64) / pixel_max).astype(model.dtype)
+    x = np.asarray(raw, model.dtype) * np.asarray(1.0 / pixel_max, model.dtype)  # as training batches are scaled
     with np.errstate(over="ignore", invalid="ignore"):
         return softmax(np.asarray(model.scores(x), np.float64))
 

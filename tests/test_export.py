@@ -1,0 +1,73 @@
+"""mlplab export: ONNX Runtime on the exported file gives mlplab's own probabilities, for every model type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlplab import config, data
+from mlplab.cli import main
+from mlplab.export import EXPORTERS
+from mlplab.models import Model
+from mlplab.predict import probabilities
+from mlplab.run import train_run
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime comes with the test extra")
+
+MODELS = {
+    "softmax": ["type=SoftmaxRegression", "learning_rate=0.5"],
+    "two_layer": ["type=TwoLayerNet", "learning_rate=0.2", "momentum=0.9", "batch_size=8"],
+    "mlp_relu_standardized": ["type=MLP", "hidden_sizes=[32]", "optimizer=adam", "learning_rate=0.003",
+                              "normalize=standardize", "dropout=0.2"],
+    "mlp_tanh_two_layers": ["type=MLP", "hidden_sizes=[24,16]", "activation=tanh", "init=xavier"],
+    "mlp_sigmoid": ["type=MLP", "hidden_sizes=[16]", "activation=sigmoid", "learning_rate=0.5"],
+    "mlp_softsign": ["type=MLP", "hidden_sizes=[16]", "activation=softsign"],
+}  # fmt: skip
+
+
+def run_onnx(path: Path, pixels: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["pixels"]
+    assert [o.name for o in session.get_outputs()] == ["probabilities"]
+    return session.run(None, {"pixels": pixels.astype(np.float32)})[0]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_onnx_runtime_matches_mlplab_probabilities_on_raw_digits(name: str, tmp_path: Path) -> None:
+    settings = [*MODELS[name], "epochs=4", "threads=1", "dataset=digits"]
+    metrics, _ = train_run(config.resolve(None, settings), tmp_path)
+    assert metrics["test_acc"] > 0.3  # trained, far from uniform (the ReLU-capped softmax regression stays weak)
+    assert main(["export", str(tmp_path / "model.npz"), str(tmp_path / "model.onnx")]) == 0
+    model, _ = Model.load(tmp_path / "model.npz")
+    test = data.load("digits").test
+    ours = probabilities(model, test.x, 16.0)
+    theirs = run_onnx(tmp_path / "model.onnx", test.x)  # raw 0–16 pixels: the graph scales them
+    assert theirs.shape == (len(test), 10)
+    np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-5)
+    assert np.mean(theirs.argmax(1) == test.y) == pytest.approx(metrics["test_acc"])
+
+
+@pytest.mark.mnist
+def test_an_mnist_model_takes_784_raw_pixels_in_0_255(mnist_dir: Path, tmp_path: Path) -> None:
+    settings = ["type=TwoLayerNet", "epochs=1", "threads=1", "dataset=mnist", f"data_dir={mnist_dir}"]
+    _, model = train_run(config.resolve(None, settings), tmp_path)
+    assert main(["export", str(tmp_path / "model.npz"), str(tmp_path / "mnist.onnx")]) == 0
+    test = data.load("mnist", mnist_dir).test
+    theirs = run_onnx(tmp_path / "mnist.onnx", test.x[:2000])
+    np.testing.assert_allclose(theirs, probabilities(model, test.x[:2000], 255.0), rtol=0, atol=1e-5)
+
+
+def test_every_model_type_has_an_exporter() -> None:
+    missing = sorted(set(Model.registry) - set(EXPORTERS))
+    assert not missing, f"register an ONNX builder with mlplab.export.exporter for {missing}"
+
+
+def test_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(tmp_path / "none.npz"), str(tmp_path / "m.onnx")]) == 2
+    assert capsys.readouterr().err.strip() == f"mlplab export: error: {tmp_path / 'none.npz'}: no such model file"
+    train_run(config.resolve(None, ["epochs=1", "threads=1"]), tmp_path)
+    assert main(["export", str(tmp_path / "model.npz"), str(tmp_path / "missing" / "m.onnx")]) == 2
+    assert capsys.readouterr().err.strip() == f"mlplab export: error: {tmp_path / 'missing'}: no such directory"
+    assert not list(tmp_path.glob("*.onnx*"))
