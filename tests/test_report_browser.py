@@ -168,3 +168,21 @@ def test_report_html_loads_cleanly_in_chromium(report: Path, tmp_path: Path) -> 
     png = screenshot.read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 50_000
     assert seen["height"] > 3000  # the full page, tables and every figure, not just the first screen
+
+
+def test_evaluation_report_loads_cleanly_with_its_figures(tmp_path: Path) -> None:
+    from mlplab import config
+    from mlplab.run import train_run
+
+    train_run(config.resolve(None, ["epochs=3", "threads=1", "learning_rate=0.2", "momentum=0.9"]), tmp_path / "run")
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", str(tmp_path / "run" / "model.npz"), "--report", str(out)]) == 0
+    seen = browse(out / "report.html", tmp_path / "evaluation.png")
+    problems = [e for e in seen["events"] if e["method"] in ("Runtime.exceptionThrown", "Network.loadingFailed")]
+    assert problems == []
+    requested = [e["params"]["request"]["url"] for e in seen["events"] if e["method"] == "Network.requestWillBeSent"]
+    assert all(url.startswith(("file:", "data:")) for url in requested), requested
+    images = seen["images"]
+    assert len(images) == 2  # confusion matrix and the gallery of mistakes
+    for image in images:
+        assert image["complete"] and image["width"] >= 400 and image["height"] >= 200 and image["alt"], image

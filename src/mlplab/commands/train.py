@@ -14,6 +14,7 @@ from mlplab import data as datasets
 from mlplab.commands.common import add_config_arguments, add_data_arguments, epoch_line, show_progress
 from mlplab.data import Dataset
 from mlplab.errors import MlplabError
+from mlplab.evaluation import write_report
 from mlplab.models import Model
 from mlplab.run import train_run
 from mlplab.training import History, evaluate
@@ -30,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="loss and accuracy of a saved model on validation and test")
     ev.add_argument("model", help="a model.npz written by mlplab train")
     add_data_arguments(ev)
+    ev.add_argument(
+        "--report",
+        metavar="DIR",
+        help="also write what the model gets wrong on the test set into DIR: confusion matrix (PNG, Markdown), "
+        "per-class precision/recall/accuracy, the most confident mistakes, report.md and report.html (default: off)",
+    )
     ev.set_defaults(func=run_evaluate)
 
 
@@ -90,4 +97,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             split = getattr(dataset, split_name)
             loss, acc = evaluate(model, split, dataset.pixel_max)
             print(f"{split_name:<5} loss {loss:.4f}  acc {acc:.4f}  ({len(split)} samples)")
+    if args.report:
+        page = write_report(model, meta, dataset, args.report, model_path=args.model)
+        print(f"wrote {page}, report.md, confusion.png, confusion.md, mistakes.png and evaluation.json")
     return 0
