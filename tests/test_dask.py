@@ -13,8 +13,9 @@ from optuna.trial import TrialState
 from mlplab import config as configs
 from mlplab.cli import main
 from mlplab.experiments.executors import DaskExecutor, SerialExecutor
+from mlplab.experiments.search_space import Param
 from mlplab.experiments.sweep import run_sweep, value_configs
-from mlplab.experiments.tune import Param, finished_trials, run_study
+from mlplab.experiments.tune import finished_trials, run_study
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow  # a scheduler and two worker processes start for this module

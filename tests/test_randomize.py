@@ -11,21 +11,24 @@ import numpy as np
 import pytest
 
 from mlplab import config as configs
-from mlplab import data
+from mlplab import corruptions, data
 from mlplab.cli import build_parser, main
 from mlplab.commands.randomize import settings_from
 from mlplab.data import Dataset, Split
 from mlplab.errors import MlplabError
+from mlplab.experiments import conditions
 from mlplab.experiments import randomize as rz
+from mlplab.experiments.commentary import randomization_commentary
+from mlplab.experiments.context import Context
 from mlplab.experiments.executors import LocalExecutor, SerialExecutor
-from mlplab.experiments.reproduce import Context
-from mlplab.models import MLP
-from mlplab.optim import SGD, Adam
-from mlplab.training import evaluate
+from mlplab.experiments.figures import RANDOMIZATION_FIGURES
+from mlplab.experiments.randomize_report import randomization_extra
+from mlplab.optim import SGD
+from mlplab.run import make_model, make_optimizer, make_transform
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
-ALL = rz.condition_names()
+ALL = conditions.condition_names()
 TINY = rz.Settings(dataset="digits", subset=300, hidden=64, max_steps=30, seed=3)
 
 
@@ -61,7 +64,7 @@ def pixel_index(dataset: Dataset) -> Dataset:
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.8, 1.0])
 def test_corruption_changes_labels_at_rate_p_times_nine_tenths_in_train_and_val(p: float) -> None:
     ds = many_labels()
-    out = rz.corrupt_labels(ds, p, seed=1)
+    out = corruptions.corrupt_labels(ds, p, seed=1)
     for name in ("train", "val"):
         changed = np.mean(getattr(out, name).y != getattr(ds, name).y)
         assert changed == pytest.approx(p * 0.9, abs=0.012), name  # ≈ 3.5 standard errors at n = 20,000
@@ -70,7 +73,7 @@ def test_corruption_changes_labels_at_rate_p_times_nine_tenths_in_train_and_val(
 
 def test_random_labels_are_uniform_and_independent_of_the_true_ones() -> None:
     ds = many_labels()
-    out = rz.corrupt_labels(ds, 1.0, seed=2)
+    out = corruptions.corrupt_labels(ds, 1.0, seed=2)
     counts = np.bincount(out.train.y, minlength=10)
     assert counts.min() > 1_800 and counts.max() < 2_200  # n/10 = 2,000, sd ≈ 42
     for label in range(10):  # the new label carries no information about the old one
@@ -79,19 +82,19 @@ def test_random_labels_are_uniform_and_independent_of_the_true_ones() -> None:
 
 
 def test_corruption_keeps_images_and_test_split_and_is_deterministic_by_seed(digits: Dataset) -> None:
-    out = rz.corrupt_labels(digits, 0.5, seed=4)
+    out = corruptions.corrupt_labels(digits, 0.5, seed=4)
     assert out.train.x is digits.train.x and out.val.x is digits.val.x
     assert out.test is digits.test
-    again = rz.corrupt_labels(digits, 0.5, seed=4)
-    other = rz.corrupt_labels(digits, 0.5, seed=5)
+    again = corruptions.corrupt_labels(digits, 0.5, seed=4)
+    other = corruptions.corrupt_labels(digits, 0.5, seed=5)
     assert np.array_equal(out.train.y, again.train.y) and np.array_equal(out.val.y, again.val.y)
     assert not np.array_equal(out.train.y, other.train.y)
-    assert np.array_equal(rz.corrupt_labels(digits, 0.0, seed=4).train.y, digits.train.y)
+    assert np.array_equal(corruptions.corrupt_labels(digits, 0.0, seed=4).train.y, digits.train.y)
 
 
 def test_corruption_levels_are_nested_for_one_seed() -> None:
     ds = many_labels(5_000)
-    low, high = rz.corrupt_labels(ds, 0.2, seed=9), rz.corrupt_labels(ds, 0.6, seed=9)
+    low, high = corruptions.corrupt_labels(ds, 0.2, seed=9), corruptions.corrupt_labels(ds, 0.6, seed=9)
     changed_low = low.train.y != ds.train.y
     assert changed_low.sum() > 0
     assert np.array_equal(high.train.y[changed_low], low.train.y[changed_low])
@@ -100,28 +103,28 @@ def test_corruption_levels_are_nested_for_one_seed() -> None:
 @pytest.mark.parametrize("p", [-0.1, 1.5])
 def test_corruption_outside_zero_one_is_refused(digits: Dataset, p: float) -> None:
     with pytest.raises(MlplabError, match="corruption"):
-        rz.corrupt_labels(digits, p, seed=0)
+        corruptions.corrupt_labels(digits, p, seed=0)
 
 
 # --- pixel conditions -----------------------------------------------------------------------------------------
 
 
 def test_shuffled_pixels_apply_one_fixed_permutation_to_every_image_of_every_split(digits: Dataset) -> None:
-    moved = rz.shuffle_pixels(pixel_index(digits), seed=3)
+    moved = corruptions.shuffle_pixels(pixel_index(digits), seed=3)
     order = moved.train.x[0].astype(np.int64)
     assert sorted(order) == list(range(64)) and not np.array_equal(order, np.arange(64))
-    real = rz.shuffle_pixels(digits, seed=3)
+    real = corruptions.shuffle_pixels(digits, seed=3)
     for name in ("train", "val", "test"):
         assert (getattr(moved, name).x == order).all(), name  # every row: the same permutation
         assert np.array_equal(getattr(real, name).x, getattr(digits, name).x[:, order]), name
         assert np.array_equal(getattr(real, name).y, getattr(digits, name).y), name
-    assert np.array_equal(rz.shuffle_pixels(digits, seed=3).train.x, real.train.x)
-    assert not np.array_equal(rz.shuffle_pixels(digits, seed=4).train.x, real.train.x)
+    assert np.array_equal(corruptions.shuffle_pixels(digits, seed=3).train.x, real.train.x)
+    assert not np.array_equal(corruptions.shuffle_pixels(digits, seed=4).train.x, real.train.x)
 
 
 def test_random_pixels_permute_each_image_on_its_own(digits: Dataset) -> None:
-    moved = rz.random_pixels(pixel_index(digits), seed=3)
-    real = rz.random_pixels(digits, seed=3)
+    moved = corruptions.random_pixels(pixel_index(digits), seed=3)
+    real = corruptions.random_pixels(digits, seed=3)
     for name in ("train", "val", "test"):
         rows = getattr(moved, name).x
         assert (np.sort(rows, axis=1) == np.arange(64)).all(), name  # each row is a permutation
@@ -130,11 +133,11 @@ def test_random_pixels_permute_each_image_on_its_own(digits: Dataset) -> None:
         assert np.array_equal(np.sort(getattr(real, name).x, axis=1), np.sort(original.x, axis=1)), name
         assert not np.array_equal(getattr(real, name).x, original.x), name
         assert np.array_equal(getattr(real, name).y, original.y), name
-    assert np.array_equal(rz.random_pixels(digits, seed=3).train.x, real.train.x)
+    assert np.array_equal(corruptions.random_pixels(digits, seed=3).train.x, real.train.x)
 
 
 def test_gaussian_images_have_the_training_pixels_mean_and_variance(digits: Dataset) -> None:
-    out = rz.gaussian_images(digits, seed=3)
+    out = corruptions.gaussian_images(digits, seed=3)
     mean, std = digits.train.x.mean(), digits.train.x.std()
     for name in ("train", "val", "test"):
         x, original = getattr(out, name).x, getattr(digits, name)
@@ -144,13 +147,13 @@ def test_gaussian_images_have_the_training_pixels_mean_and_variance(digits: Data
     assert everything.mean() == pytest.approx(mean, abs=0.05)  # 115,000 draws: standard error ≈ 0.018
     assert everything.std() == pytest.approx(std, rel=0.01)
     assert np.mean(np.abs(everything - mean) < std) == pytest.approx(0.6827, abs=0.01)  # Gaussian, not clipped
-    assert np.array_equal(rz.gaussian_images(digits, seed=3).test.x, out.test.x)
-    assert not np.array_equal(rz.gaussian_images(digits, seed=4).test.x, out.test.x)
+    assert np.array_equal(corruptions.gaussian_images(digits, seed=3).test.x, out.test.x)
+    assert not np.array_equal(corruptions.gaussian_images(digits, seed=4).test.x, out.test.x)
 
 
 @pytest.mark.parametrize("condition", ALL)
 def test_every_condition_keeps_the_true_test_labels(digits: Dataset, condition: str) -> None:
-    out = rz.apply_condition(digits, condition, rz.transform_seed(0, condition))
+    out = conditions.apply_condition(digits, condition, conditions.transform_seed(0, condition))
     assert np.array_equal(out.test.y, digits.test.y)
     assert len(out.train) == len(digits.train) and out.input_size == digits.input_size
 
@@ -167,62 +170,23 @@ def test_condition_names_expand_partial_in_the_papers_order() -> None:
         "random-pixels",
         "gaussian",
     ]
-    assert rz.condition_names(["gaussian", "partial"], [0.5, 1, 0.25]) == [
+    assert conditions.condition_names(["gaussian", "partial"], [0.5, 1, 0.25]) == [
         "partial-0.25",
         "partial-0.5",
         "random-labels",
         "gaussian",
     ]
-    assert rz.condition_names(["random-labels", "partial"], [1.0]) == ["random-labels"]
-    assert [rz.corruption_level(c) for c in ALL[:6]] == [0, 0.2, 0.4, 0.6, 0.8, 1]
+    assert conditions.condition_names(["random-labels", "partial"], [1.0]) == ["random-labels"]
+    assert [conditions.corruption_level(c) for c in ALL[:6]] == [0, 0.2, 0.4, 0.6, 0.8, 1]
     with pytest.raises(MlplabError, match="unknown condition 'noise'"):
-        rz.condition_names(["noise"])
+        conditions.condition_names(["noise"])
     with pytest.raises(MlplabError, match="unknown condition 'partial-x'"):
-        rz.apply_condition(many_labels(10), "partial-x", seed=0)
+        conditions.apply_condition(many_labels(10), "partial-x", seed=0)
     with pytest.raises(MlplabError, match="must lie in"):
-        rz.condition_names(["partial"], [1.2])
+        conditions.condition_names(["partial"], [1.2])
 
 
-# --- the fit-until-memorized loop -----------------------------------------------------------------------------
-
-
-def test_loop_stops_as_soon_as_the_whole_training_split_is_fit(digits: Dataset) -> None:
-    model = MLP(64, (128,), seed=0)
-    run = rz.fit_until_memorized(model, Adam(0.005), digits, batch_size=128, max_steps=2_000, seed=0)
-    per_epoch = math.ceil(len(digits.train) / 128)
-    assert run.status == "fit" and run.steps_to_fit == run.steps < 2_000
-    assert run.steps == run.epochs * per_epoch and run.epochs_to_fit == run.epochs
-    assert run.check_steps == [i * per_epoch for i in range(run.epochs + 1)]
-    assert run.check_acc[-1] >= 0.99 > max(run.check_acc[:-1])  # not one pass later than needed
-    assert (run.train_loss, run.train_acc) == evaluate(model, digits.train, digits.pixel_max)
-    assert (run.test_loss, run.test_acc) == evaluate(model, digits.test, digits.pixel_max)
-    assert run.test_acc > 0.9
-
-
-def test_loop_spends_exactly_the_step_budget_when_it_cannot_fit(digits: Dataset) -> None:
-    noisy = rz.corrupt_labels(digits, 1.0, seed=0)
-    optimizer = Adam(0.001)
-    run = rz.fit_until_memorized(MLP(64, (32,), seed=0), optimizer, noisy, batch_size=128, max_steps=25, seed=0)
-    assert run.status == "budget" and run.steps_to_fit is None and run.epochs_to_fit is None
-    assert run.steps == 25 and optimizer.t == 25 and len(run.step_loss) == 25
-    assert run.check_steps == [0, 9, 18, 25]  # 9 steps per pass, the third cut short by the budget
-    assert run.epochs == 3 and run.train_acc == run.check_acc[-1] < 0.99
-
-
-def test_loop_records_every_steps_loss_and_learns(digits: Dataset) -> None:
-    fresh = MLP(64, (64,), seed=1)
-    start = evaluate(fresh, digits.train, digits.pixel_max)
-    run = rz.fit_until_memorized(fresh, Adam(0.002), digits, batch_size=64, max_steps=60, seed=1)
-    assert len(run.step_loss) == run.steps == 60
-    assert all(math.isfinite(v) for v in run.step_loss)
-    assert (run.check_loss[0], run.check_acc[0]) == start
-    assert np.mean(run.step_loss[-10:]) < 0.5 * np.mean(run.step_loss[:10])
-    assert run.check_loss == sorted(run.check_loss, reverse=True)
-
-
-def test_loop_reports_divergence_and_stops(digits: Dataset) -> None:
-    run = rz.fit_until_memorized(MLP(64, (32,), seed=0), SGD(1e30), digits, batch_size=64, max_steps=50)
-    assert run.status == "diverged" and run.steps < 50 and run.steps_to_fit is None
+# --- results.json's loss curve -------------------------------------------------------------------------------
 
 
 def test_loss_curve_averages_windows_of_steps() -> None:
@@ -231,23 +195,18 @@ def test_loss_curve_averages_windows_of_steps() -> None:
     assert rz.loss_curve([], 10) == {"steps": [], "train_loss": []}
 
 
-def test_step_budget_below_one_is_refused(digits: Dataset) -> None:
-    with pytest.raises(MlplabError, match="budget"):
-        rz.fit_until_memorized(MLP(64, (8,)), Adam(0.01), digits, batch_size=64, max_steps=0)
-
-
 # --- one condition, many, results.json ------------------------------------------------------------------------
 
 
 def test_regularization_and_augmentation_switches_reach_the_network() -> None:
     ds = data.load("digits")
     plain = rz.Settings()
-    assert rz.make_model(plain, ds).dropout == 0 and rz.make_optimizer(plain).reg == 0
-    assert rz.make_transform(plain, ds) is None
+    assert make_model(plain.config(), ds).dropout == 0 and make_optimizer(plain.config()).reg == 0
+    assert make_transform(plain.config(), ds, "float32") is None
     regularized = rz.Settings(dropout=0.3, weight_decay=0.01, augment=1, optimizer="sgd")
-    assert rz.make_model(regularized, ds).dropout == 0.3
-    assert isinstance(rz.make_optimizer(regularized), SGD) and rz.make_optimizer(regularized).reg == 0.01
-    assert rz.make_transform(regularized, ds).shift == 1
+    assert make_model(regularized.config(), ds).dropout == 0.3
+    assert isinstance(make_optimizer(regularized.config()), SGD) and make_optimizer(regularized.config()).reg == 0.01
+    assert make_transform(regularized.config(), ds, "float32").shift == 1
     base = rz.run_condition("true-labels", TINY)
     for switch in ({"dropout": 0.5}, {"weight_decay": 0.1}, {"augment": 1}):
         changed = rz.run_condition("true-labels", replace(TINY, **switch))
@@ -264,12 +223,12 @@ def test_run_condition_is_deterministic_and_measures_the_label_noise() -> None:
 
 
 def test_parallel_workers_give_the_serial_numbers() -> None:
-    conditions = ["random-labels", "gaussian"]
-    serial = rz.run_conditions(conditions, TINY)
+    names = ["random-labels", "gaussian"]
+    serial = rz.run_conditions(names, TINY)
     with LocalExecutor(2) as executor:
-        parallel = rz.run_conditions(conditions, TINY, executor)
-    assert list(parallel) == conditions
-    for name in conditions:
+        parallel = rz.run_conditions(names, TINY, executor)
+    assert list(parallel) == names
+    for name in names:
         serial[name].pop("seconds"), parallel[name].pop("seconds")
         assert parallel[name] == serial[name]
 
@@ -291,7 +250,7 @@ def test_randomize_writes_results_keyed_by_condition_settings_and_figures(tmp_pa
     assert saved["partial-0.6"]["corruption"] == 0.6 and saved["gaussian"]["corruption"] is None
     settings = json.loads((tmp_path / "settings.json").read_text())
     assert settings["settings"]["hidden"] == 64 and settings["dataset"]["train"] == 300
-    for figure in rz.FIGURES:
+    for figure in RANDOMIZATION_FIGURES:
         assert (tmp_path / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -325,7 +284,8 @@ def test_cli_end_to_end_on_digits(tmp_path: Path, capsys: pytest.CaptureFixture[
     [
         (["--corruption", "0,half"], "--corruption takes comma-separated numbers"),
         (["--conditions", "noise"], "unknown condition 'noise'"),
-        (["--dropout", "1.5"], "--dropout must lie in [0, 1)"),
+        (["--dropout", "1.5"], "--dropout: config key 'dropout'=1.5: must be in [0, 1)"),
+        (["--hidden", "0"], "--hidden: config key 'hidden_sizes'=[0]: must be a non-empty list of ints ≥ 1"),
         (["--conditions", "partial", "--corruption", ""], "no conditions to run"),
         (["--dataset", "mnist", "--data-dir", "/nonexistent/mlplab-data"], "no mnist files in /nonexistent"),
     ],
@@ -346,6 +306,7 @@ def test_quick_means_a_subset_and_a_step_budget() -> None:
     assert settings_from(parse(["randomize", "--quick", "--subset", "100", "--out", "x"])).subset == 100
     full = settings_from(parse(["randomize", "--data-dir", "/data/fashion-mnist", "--out", "x"]))
     assert full.subset is None and full.dataset == "fashion-mnist" and full.max_steps > rz.QUICK["max_steps"]
+    assert full.max_steps == rz.Settings().max_steps == 60_000  # the Python API's budget is the command's
 
 
 # --- mlplab reproduce --with-randomization --------------------------------------------------------------------
@@ -357,7 +318,7 @@ def test_reproduce_section_runs_the_quick_tests_on_its_executor(
     monkeypatch.setitem(rz.QUICK, "max_steps", 20)  # the real quick budget takes minutes
     base = configs.resolve(dataset="digits")
     assert build_parser().parse_args(["reproduce", "--with-randomization"]).with_randomization
-    extra = rz.randomization_extra()
+    extra = randomization_extra()
     section, summary = extra.build(Context(base, tmp_path, runner=None, executor=SerialExecutor()))
     assert extra.key == "randomization" and summary["dir"] == "randomization"
     assert list(summary["conditions"]) == ALL
@@ -375,7 +336,7 @@ def test_reproduce_section_runs_the_quick_tests_on_its_executor(
 def fake(condition: str, steps_to_fit: int | None, train_acc: float, test_acc: float) -> dict:
     return {
         "condition": condition,
-        "corruption": rz.corruption_level(condition),
+        "corruption": conditions.corruption_level(condition),
         "steps_to_fit": steps_to_fit,
         "steps": steps_to_fit or 4000,
         "status": "fit" if steps_to_fit else "budget",
@@ -392,7 +353,7 @@ def test_commentary_states_what_the_numbers_show() -> None:
         "shuffled-pixels": fake("shuffled-pixels", 100, 0.995, 0.93),
         "gaussian": fake("gaussian", 200, 0.999, 0.09),
     }
-    lines = rz.randomization_commentary(results)
+    lines = randomization_commentary(results)
     assert lines[0].startswith("With random labels the network fits the training set (99.10% training accuracy, 800")
     assert "8.0× the steps of the true labels" in lines[0] and "chance level being 10.00%" in lines[0]
     assert "test error grows from 6.00% to 90.00%" in lines[1] and "at or below 0.90%" in lines[1]
@@ -400,7 +361,7 @@ def test_commentary_states_what_the_numbers_show() -> None:
     assert "Shuffled pixels: 100 steps and 93.00%" in lines[3]
     assert "gaussian 200 steps (test 9.00%)" in lines[4] and "sooner than random labels" in lines[4]
     results["random-labels"] = fake("random-labels", None, 0.6, 0.1)
-    lines = rz.randomization_commentary(results)
+    lines = randomization_commentary(results)
     assert "does not fit the training set (60.00% training accuracy, no fit in 4,000 steps)" in lines[0]
     assert "slower" not in lines[0] and not any("sooner" in line for line in lines)
 

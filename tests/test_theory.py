@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mlplab import theory
+from mlplab.report import Table
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_text_and_markdown_reports(results: tuple[list[theory.Claim], float]) ->
     assert len(lines) == 14
     assert all(line.endswith("| PASS") for line in lines)
     assert lines[11].startswith("12.") and "J11=0.3502" in lines[11]
-    table = [row for row in theory.to_markdown(claims).splitlines() if row.startswith("|")]
+    table = [row for row in Table(list(theory.COLUMNS), theory.rows(claims)).markdown().splitlines()]
     assert len(table) == 2 + 14  # header, separator, one row per claim
     assert table[0] == "| # | Claim | How checked | Key numbers | Result |"
     assert all(row.count(" | ") == 4 for row in table[2:])  # '|' inside cells is escaped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from pathlib import Path
@@ -11,11 +12,13 @@ import pytest
 
 from conftest import position
 from mlplab import config as configs
+from mlplab.corruptions import corrupt_labels
 from mlplab.data import Dataset, load
-from mlplab.models import Model, SoftmaxRegression, TwoLayerNet
-from mlplab.optim import SGD
+from mlplab.errors import MlplabError
+from mlplab.models import MLP, Model, SoftmaxRegression, TwoLayerNet
+from mlplab.optim import SGD, Adam
 from mlplab.run import train_run
-from mlplab.training import History, batches, evaluate, fit
+from mlplab.training import History, batches, evaluate, fit, fit_until_memorized
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
@@ -232,3 +235,50 @@ def test_default_two_layer_config_on_mnist(mnist_dir: Path) -> None:
     assert metrics["dataset"]["train"] == 48_000 and metrics["dataset"]["test"] == 10_000
     assert metrics["test_acc"] >= 0.915, metrics["test_acc"]
     print(f"MNIST two-layer default: test acc {metrics['test_acc']:.4f} in {seconds:.1f} s")
+
+
+# ---------------------------------------------------------------- fit_until_memorized
+
+
+def test_loop_stops_as_soon_as_the_whole_training_split_is_fit(digits: Dataset) -> None:
+    model = MLP(64, (128,), seed=0)
+    run = fit_until_memorized(model, Adam(0.005), digits, batch_size=128, max_steps=2_000, seed=0)
+    per_epoch = math.ceil(len(digits.train) / 128)
+    assert run.status == "fit" and run.steps_to_fit == run.steps < 2_000
+    assert run.steps == run.epochs * per_epoch and run.epochs_to_fit == run.epochs
+    assert run.check_steps == [i * per_epoch for i in range(run.epochs + 1)]
+    assert run.check_acc[-1] >= 0.99 > max(run.check_acc[:-1])  # not one pass later than needed
+    assert (run.train_loss, run.train_acc) == evaluate(model, digits.train, digits.pixel_max)
+    assert (run.test_loss, run.test_acc) == evaluate(model, digits.test, digits.pixel_max)
+    assert run.test_acc > 0.9
+
+
+def test_loop_spends_exactly_the_step_budget_when_it_cannot_fit(digits: Dataset) -> None:
+    noisy = corrupt_labels(digits, 1.0, seed=0)
+    optimizer = Adam(0.001)
+    run = fit_until_memorized(MLP(64, (32,), seed=0), optimizer, noisy, batch_size=128, max_steps=25, seed=0)
+    assert run.status == "budget" and run.steps_to_fit is None and run.epochs_to_fit is None
+    assert run.steps == 25 and optimizer.t == 25 and len(run.step_loss) == 25
+    assert run.check_steps == [0, 9, 18, 25]  # 9 steps per pass, the third cut short by the budget
+    assert run.epochs == 3 and run.train_acc == run.check_acc[-1] < 0.99
+
+
+def test_loop_records_every_steps_loss_and_learns(digits: Dataset) -> None:
+    fresh = MLP(64, (64,), seed=1)
+    start = evaluate(fresh, digits.train, digits.pixel_max)
+    run = fit_until_memorized(fresh, Adam(0.002), digits, batch_size=64, max_steps=60, seed=1)
+    assert len(run.step_loss) == run.steps == 60
+    assert all(math.isfinite(v) for v in run.step_loss)
+    assert (run.check_loss[0], run.check_acc[0]) == start
+    assert np.mean(run.step_loss[-10:]) < 0.5 * np.mean(run.step_loss[:10])
+    assert run.check_loss == sorted(run.check_loss, reverse=True)
+
+
+def test_loop_reports_divergence_and_stops(digits: Dataset) -> None:
+    run = fit_until_memorized(MLP(64, (32,), seed=0), SGD(1e30), digits, batch_size=64, max_steps=50)
+    assert run.status == "diverged" and run.steps < 50 and run.steps_to_fit is None
+
+
+def test_step_budget_below_one_is_refused(digits: Dataset) -> None:
+    with pytest.raises(MlplabError, match="budget"):
+        fit_until_memorized(MLP(64, (8,)), Adam(0.01), digits, batch_size=64, max_steps=0)

@@ -18,8 +18,10 @@ from optuna.trial import TrialState
 
 from mlplab import config as configs
 from mlplab.cli import main
+from mlplab.errors import ConfigError
 from mlplab.experiments.executors import SerialExecutor
-from mlplab.experiments.tune import Param, finished_trials, load_space, run_study
+from mlplab.experiments.search_space import Param, load_space
+from mlplab.experiments.tune import finished_trials, run_study
 
 CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "digits.yaml")
 STORAGE = "sqlite:///{}/study.db"
@@ -181,9 +183,15 @@ def test_grid_space_from_steps() -> None:
 
 def test_the_command_offers_exactly_the_samplers_the_study_knows() -> None:
     from mlplab.commands import tune as command
+    from mlplab.experiments import search_space
     from mlplab.experiments import tune as experiment
 
-    assert command.SAMPLERS == experiment.SAMPLERS
+    assert command.SAMPLERS is experiment.SAMPLERS is search_space.SAMPLERS  # one list
+    space = {"reg": Param("reg", choices=(0.0, 0.001))}
+    for kind in search_space.SAMPLERS:
+        assert isinstance(experiment.make_sampler(kind, space, seed=0), optuna.samplers.BaseSampler)
+    with pytest.raises(ConfigError, match="unknown sampler"):
+        experiment.make_sampler("annealing", space, seed=0)
 
 
 def test_a_trial_the_trainer_rejects_is_failed_in_the_study_and_reported(

@@ -1,5 +1,6 @@
-"""What a model gets wrong on a split: confusion matrix, per-class precision / recall / accuracy, and a gallery of
-its most confident mistakes, written as JSON, Markdown and one self-contained HTML report."""
+"""A saved model against its data: find the data it was trained on again and check it fits, score each split, and
+what it gets wrong on a split: confusion matrix, per-class precision / recall / accuracy, and a gallery of its most
+confident mistakes, written as JSON, Markdown and one self-contained HTML report."""
 
 from __future__ import annotations
 
@@ -8,17 +9,65 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure as MplFigure
 
+from mlplab import data as datasets
+from mlplab.config import infer_dataset
 from mlplab.data import Dataset, Split
 from mlplab.errors import MlplabError
 from mlplab.models import Model
-from mlplab.plots import plt
+from mlplab.plots import save_figure
 from mlplab.predict import probabilities
 from mlplab.report import Figure, Section, Table, percent, write_html, write_markdown
 from mlplab.run import write_bytes, write_json
+from mlplab.training import evaluate
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")
 GALLERY_SIZE = 24
+
+
+SPLITS = ("val", "test")
+
+
+def dataset_for(
+    model: Model,
+    meta: dict[str, Any],
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    what: str = "the model",
+) -> Dataset:
+    """The dataset to score a saved model on: `dataset`/`data_dir` when given, else what its file records.
+
+    A digits model pointed at a directory of MNIST-like files means that dataset, so the size check below can name
+    it. Raises MlplabError naming `what` when the model's input size does not match the data's.
+    """
+    name = dataset or meta.get("dataset", "digits")
+    if data_dir and not dataset and name == "digits":
+        name = infer_dataset(data_dir)
+    loaded = datasets.load(name, data_dir or meta.get("data_dir"))
+    inputs = model.params[next(iter(model.params))].shape[0]
+    if inputs != loaded.input_size:
+        raise MlplabError(f"{what} takes {inputs} inputs but {loaded.name} has {loaded.input_size}")
+    return loaded
+
+
+def score_splits(model: Model, dataset: Dataset) -> dict[str, tuple[float, float, int]]:
+    """Loss, accuracy and sample count on the validation and test splits."""
+    scores = {}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for name in SPLITS:
+            split = getattr(dataset, name)
+            loss, acc = evaluate(model, split, dataset.pixel_max)
+            scores[name] = (loss, acc, len(split))
+    return scores
+
+
+def evaluate_saved(
+    path: str | Path, dataset: str | None = None, data_dir: str | None = None
+) -> dict[str, tuple[float, float, int]]:
+    """`mlplab evaluate` in Python: a model.npz scored on the validation and test splits of its data."""
+    model, meta = Model.load(path)
+    return score_splits(model, dataset_for(model, meta, dataset, data_dir, what=str(path)))
 
 
 def class_names(dataset: Dataset) -> list[str]:
@@ -90,7 +139,8 @@ def evaluate_split(model: Model, split: Split, pixel_max: float, split_name: str
 def confusion_figure(counts: np.ndarray, names: list[str], path: Path, title: str) -> Path:
     """The confusion matrix as a heat map with each cell's count, rows true and columns predicted."""
     k = len(counts)
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    fig = MplFigure(figsize=(7.5, 6.5))
+    ax = fig.subplots()
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for t in range(k):
@@ -105,10 +155,7 @@ def confusion_figure(counts: np.ndarray, names: list[str], path: Path, title: st
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def mistakes_figure(
@@ -122,7 +169,8 @@ def mistakes_figure(
     """The misclassified images in a grid, each captioned with its index, true and predicted class, confidence."""
     columns = 6
     rows = max(1, -(-len(indices) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.75 * columns, 2.0 * rows), squeeze=False)
+    fig = MplFigure(figsize=(1.75 * columns, 2.0 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, indices, strict=False):
@@ -134,10 +182,7 @@ def mistakes_figure(
             fontsize=7,
         )
     fig.suptitle(f"The {len(indices)} most confident mistakes on the {evaluation.split_name} set", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def confusion_table(counts: np.ndarray, names: list[str]) -> Table:

@@ -1,4 +1,8 @@
-"""Figures a writeup can use as they are: learning curves with titles, axis labels and legends."""
+"""Figures a writeup can use as they are, and the one way every figure is saved.
+
+Figures are built with Matplotlib's object API (`matplotlib.figure.Figure`), never pyplot: no backend is chosen
+and no global state is touched, so importing mlplab changes nothing in a notebook, and worker threads can draw.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+DPI = 110
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Lay the figure out tightly and write it as a PNG."""
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    return path
 
 
 def plot_curves(metrics: Mapping[str, Any], path: str | Path, title: str = "Learning curves") -> Path:
     """Two panels, loss and accuracy (in percent) per epoch, each training vs validation."""
     epochs = range(1, len(metrics["train_loss"]) + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for ax, key, label, scale in ((ax_loss, "loss", "Loss", 1), (ax_acc, "acc", "Accuracy", 100)):
         ax.plot(epochs, [scale * v for v in metrics[f"train_{key}"]], "o-", label="training")
         ax.plot(epochs, [scale * v for v in metrics[f"val_{key}"]], "s-", label="validation")
@@ -28,12 +40,4 @@ def plot_curves(metrics: Mapping[str, Any], path: str | Path, title: str = "Lear
         ax.legend()
     ax_acc.yaxis.set_major_formatter(PercentFormatter(decimals=None))
     fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -69,17 +69,13 @@ class Figure:
 
 @dataclass
 class Section:
-    """One experiment in the report: what was done, its table(s), what the numbers show, and its figures.
-
-    `markdown` holds extra Markdown written elsewhere (e.g. another module's table), rendered as is.
-    """
+    """One experiment in the report: what was done, its table(s), what the numbers show, and its figures."""
 
     title: str
     intro: str = ""
     tables: list[Table] = field(default_factory=list)
     commentary: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
-    markdown: str = ""
 
 
 def write_markdown(path: str | Path, title: str, sections: Sequence[Section], preamble: str = "") -> Path:
@@ -94,8 +90,6 @@ def write_markdown(path: str | Path, title: str, sections: Sequence[Section], pr
             parts += [section.intro, ""]
         for table in section.tables:
             parts += [table.markdown(), ""]
-        if section.markdown:
-            parts += [section.markdown.strip(), ""]
         parts += [f"* {line}" for line in section.commentary]
         if section.commentary:
             parts.append("")
@@ -132,8 +126,6 @@ def write_html(path: str | Path, title: str, sections: Sequence[Section], preamb
         if section.intro:
             body.append(f"<p>{_inline(section.intro)}</p>")
         body += [table.html() for table in section.tables]
-        if section.markdown:
-            body.append(markdown_block_html(section.markdown))
         if section.commentary:
             body.append("<ul>" + "".join(f"<li>{_inline(line)}</li>" for line in section.commentary) + "</ul>")
         for figure in section.figures:
@@ -152,38 +144,6 @@ def write_html(path: str | Path, title: str, sections: Sequence[Section], preamb
     )
     _write_text(path, page)
     return path
-
-
-def markdown_block_html(text: str) -> str:
-    """HTML for Markdown made of pipe tables and paragraphs (what other modules' `to_markdown` produce)."""
-    out: list[str] = []
-    lines = text.strip().splitlines()
-    i = 0
-    while i < len(lines):
-        if lines[i].lstrip().startswith("|"):
-            block = []
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                block.append(lines[i])
-                i += 1
-            out.append(_pipe_table(block).html())
-        elif lines[i].strip():
-            para = []
-            while i < len(lines) and lines[i].strip() and not lines[i].lstrip().startswith("|"):
-                para.append(lines[i].strip())
-                i += 1
-            out.append(f"<p>{_inline(' '.join(para))}</p>")
-        else:
-            i += 1
-    return "\n".join(out)
-
-
-def _pipe_table(lines: list[str]) -> Table:
-    def cells(line: str) -> list[str]:
-        inner = line.strip().removeprefix("|").removesuffix("|")
-        return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", inner)]
-
-    rows = [cells(line) for line in lines if not re.fullmatch(r"\|?[\s:|-]+\|?", line.strip())]
-    return Table(rows[0], rows[1:]) if rows else Table([], [])
 
 
 def _inline(text: str) -> str:

@@ -494,10 +494,10 @@ def format_lines(results: list[Claim]) -> str:
     )
 
 
-def to_markdown(results: list[Claim]) -> str:
-    """A Markdown table with the same columns as format_lines."""
-    rows = ["| # | Claim | How checked | Key numbers | Result |", "|---|---|---|---|---|"]
-    for r in results:
-        cells = [str(r.number), r.title, r.method, _numbers_text(r.numbers), r.status]
-        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(rows)
+COLUMNS = ("#", "Claim", "How checked", "Key numbers", "Result")
+"""The columns of `rows`, the same as format_lines's fields."""
+
+
+def rows(results: list[Claim]) -> list[list[str]]:
+    """One row of cells per claim, for a report table."""
+    return [[str(r.number), r.title, r.method, _numbers_text(r.numbers), r.status] for r in results]

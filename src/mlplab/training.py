@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from tqdm import tqdm
 
 from mlplab.augment import BatchTransform
 from mlplab.data import Dataset, Split
+from mlplab.errors import MlplabError
 from mlplab.models.base import Model
 from mlplab.optim import Optimizer
 from mlplab.schedules import Schedule
@@ -146,20 +148,64 @@ def train_epoch(
     return stats
 
 
-def _scheduled_lr(base_lr: float, factors: np.ndarray, offset: int, i: int) -> float:
-    return base_lr * float(factors[offset + i])
+def _ticker(bar: tqdm, then: Callable[[float], bool | None] | None) -> Callable[[float], bool | None]:
+    """An on_step that advances the progress bar, then runs `then` (which may end the epoch)."""
 
-
-def _ticker(bar: tqdm) -> Callable[[float], None]:
-    """An on_step that advances the progress bar (and never stops the epoch)."""
-
-    def tick(_loss: float) -> None:
+    def tick(loss: float) -> bool | None:
         bar.update()
+        return then(loss) if then is not None else None
 
     return tick
 
 
 EpochCallback = Callable[[int, History], None]
+
+
+def train_passes(
+    model: Model,
+    optimizer: Optimizer,
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    seed: int,
+    after_pass: Callable[[int, EpochStats], bool],
+    epochs: int | None = None,
+    transform: BatchTransform | None = None,
+    lr_at: Callable[[int, int], float] | None = None,
+    on_step: Callable[[float], bool | None] | None = None,
+    progress: bool = False,
+) -> bool:
+    """The outer loop of `fit` and `fit_until_memorized`: shuffled passes over the training split, each followed
+    by `after_pass(epoch, stats)`, until it returns True, `epochs` passes are done (no limit when None) or a loss
+    is NaN/inf. Returns whether the training diverged.
+
+    Shuffling and augmentation draw from two streams seeded by `seed`, so augmenting never changes the order of
+    the batches. `lr_at(epoch, i)` sets the learning rate of the epoch's i-th step; `on_step` as in `train_epoch`.
+    """
+    rng = np.random.default_rng(seed)
+    augment_rng = np.random.default_rng([seed, 1])
+    steps = math.ceil(len(dataset.train) / batch_size)
+    for epoch in range(1, epochs + 1) if epochs is not None else itertools.count(1):
+        of = f"/{epochs}" if epochs is not None else ""
+        bar = tqdm(total=steps, desc=f"epoch {epoch}{of}", leave=False, disable=not progress, unit="batch")
+        stats = train_epoch(
+            model,
+            optimizer,
+            dataset.train,
+            batch_size,
+            dataset.pixel_max,
+            rng,
+            transform=transform,
+            augment_rng=augment_rng,
+            lr_at=None if lr_at is None else partial(lr_at, epoch),
+            on_step=_ticker(bar, on_step) if progress else on_step,
+        )
+        bar.close()
+        if stats.diverged:
+            return True
+        if after_pass(epoch, stats):
+            break
+    return False
 
 
 def fit(
@@ -184,51 +230,55 @@ def fit(
     training batches and standardizes validation/test batches, and its standardization is folded into the
     model's first layer at the end, so the returned model takes the same inputs as any other.
     """
-    rng = np.random.default_rng(seed)
     history = History()
     best_state: dict[str, np.ndarray] | None = None
     steps = math.ceil(len(dataset.train) / batch_size)
     lr_factors = schedule.factors(epochs, steps) if schedule is not None and schedule.active else None
-    augment_rng = np.random.default_rng([seed, 1])  # its own stream: augmenting never changes the shuffling
+    base_lr = optimizer.base_lr
     standardizer = transform.standardizer if transform is not None else None
     if standardizer is not None:
         standardizer.check_foldable(model)
+    start = time.perf_counter()
+
+    def scheduled_lr(epoch: int, i: int) -> float:
+        assert lr_factors is not None
+        return base_lr * float(lr_factors[(epoch - 1) * steps + i])
+
+    def after_pass(epoch: int, stats: EpochStats) -> bool:
+        nonlocal best_state, start
+        val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max, transform=transform)
+        history.train_loss.append(stats.loss_sum / steps)
+        history.train_acc.append(stats.hits / len(dataset.train))
+        history.val_loss.append(val_loss)
+        history.val_acc.append(val_acc)
+        history.epoch_seconds.append(time.perf_counter() - start)
+        history.lr.append(optimizer.lr)
+        if history.best_val_acc is None or val_acc > history.best_val_acc:
+            history.best_val_acc, history.best_epoch = val_acc, epoch
+            best_state = model.state()
+        if on_epoch is not None:
+            on_epoch(epoch, history)
+        start = time.perf_counter()
+        if patience and history.best_epoch is not None and epoch - history.best_epoch >= patience:
+            history.stopped_early = True
+            return True
+        return False
+
     with np.errstate(over="ignore", invalid="ignore"):
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress, unit="batch")
-            offset = (epoch - 1) * steps  # global index of this epoch's first step
-            stats = train_epoch(
-                model,
-                optimizer,
-                dataset.train,
-                batch_size,
-                dataset.pixel_max,
-                rng,
-                transform=transform,
-                augment_rng=augment_rng,
-                lr_at=None if lr_factors is None else partial(_scheduled_lr, optimizer.base_lr, lr_factors, offset),
-                on_step=_ticker(bar) if progress else None,
-            )
-            bar.close()
-            if stats.diverged:
-                history.status = "diverged"
-                break
-            val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max, transform=transform)
-            history.train_loss.append(stats.loss_sum / steps)
-            history.train_acc.append(stats.hits / len(dataset.train))
-            history.val_loss.append(val_loss)
-            history.val_acc.append(val_acc)
-            history.epoch_seconds.append(time.perf_counter() - start)
-            history.lr.append(optimizer.lr)
-            if history.best_val_acc is None or val_acc > history.best_val_acc:
-                history.best_val_acc, history.best_epoch = val_acc, epoch
-                best_state = model.state()
-            if on_epoch is not None:
-                on_epoch(epoch, history)
-            if patience and epoch - history.best_epoch >= patience:
-                history.stopped_early = True
-                break
+        diverged = train_passes(
+            model,
+            optimizer,
+            dataset,
+            batch_size=batch_size,
+            seed=seed,
+            after_pass=after_pass,
+            epochs=epochs,
+            transform=transform,
+            lr_at=None if lr_factors is None else scheduled_lr,
+            progress=progress,
+        )
+    if diverged:
+        history.status = "diverged"
     if best_state is not None:
         model.load_state(best_state)
     if standardizer is not None:
@@ -237,3 +287,88 @@ def fit(
         with np.errstate(over="ignore", invalid="ignore"):  # a snapshot from before a divergence may be huge
             history.test_loss, history.test_acc = evaluate(model, dataset.test, dataset.pixel_max)
     return history
+
+
+@dataclass
+class Memorization:
+    """How a train-until-fit run went: every step's minibatch loss, and the fit checks on the whole training split."""
+
+    status: str = "budget"
+    steps: int = 0
+    epochs: int = 0
+    steps_to_fit: int | None = None
+    epochs_to_fit: int | None = None
+    train_loss: float | None = None
+    train_acc: float | None = None
+    test_loss: float | None = None
+    test_acc: float | None = None
+    seconds: float = 0.0
+    step_loss: list[float] = field(default_factory=list)
+    check_steps: list[int] = field(default_factory=list)
+    check_loss: list[float] = field(default_factory=list)
+    check_acc: list[float] = field(default_factory=list)
+
+
+def fit_until_memorized(
+    model: Model,
+    optimizer: Optimizer,
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    max_steps: int,
+    target_acc: float = 0.99,
+    seed: int = 0,
+    transform: BatchTransform | None = None,
+    on_epoch: Callable[[Memorization], None] | None = None,
+) -> Memorization:
+    """Train until accuracy on the whole training split reaches `target_acc` (checked at step 0 and after every
+    pass) or `max_steps` minibatch steps are spent, then test. Status "fit", "budget" or "diverged".
+
+    The randomization tests' loop (Zhang et al. 2017): no validation, no snapshot, the model as it ends.
+    `transform` augments training batches only, never the fit check.
+    """
+    if max_steps < 1:
+        raise MlplabError(f"the step budget must be ≥ 1, got {max_steps}")
+    start = time.perf_counter()
+    train, scale = dataset.train, dataset.pixel_max
+    result = Memorization()
+
+    def check() -> bool:
+        loss, acc = evaluate(model, train, scale)
+        result.check_steps.append(result.steps)
+        result.check_loss.append(loss)
+        result.check_acc.append(acc)
+        if acc >= target_acc:
+            result.status = "fit"
+            result.steps_to_fit, result.epochs_to_fit = result.steps, result.epochs
+        return result.status == "fit"
+
+    def logged(loss: float) -> bool:
+        result.step_loss.append(loss)
+        return len(result.step_loss) >= max_steps  # ends the epoch when the budget is spent
+
+    def after_pass(epoch: int, stats: EpochStats) -> bool:
+        result.steps, result.epochs = len(result.step_loss), epoch
+        done = check()
+        if on_epoch is not None:
+            on_epoch(result)
+        return done or result.steps >= max_steps
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not check():
+            diverged = train_passes(
+                model,
+                optimizer,
+                dataset,
+                batch_size=batch_size,
+                seed=seed,
+                after_pass=after_pass,
+                transform=transform,
+                on_step=logged,
+            )
+            if diverged:
+                result.status, result.steps = "diverged", len(result.step_loss)
+        result.test_loss, result.test_acc = evaluate(model, dataset.test, scale)
+    result.train_loss, result.train_acc = result.check_loss[-1], result.check_acc[-1]
+    result.seconds = time.perf_counter() - start
+    return result

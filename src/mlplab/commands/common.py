@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 from mlplab.data import DATASETS
 from mlplab.training import History
+
+if TYPE_CHECKING:
+    from mlplab.experiments.executors import Executor
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,3 +44,41 @@ def epoch_line(epoch: int, history: History, epochs: int) -> str:
 
 def show_progress() -> bool:
     return sys.stderr.isatty()
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """--workers N or --dask-scheduler ADDRESS."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local worker processes (default: the number of cores)")
+    where.add_argument(
+        "--dask-scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786"
+    )
+
+
+def executor_from(args: argparse.Namespace) -> Executor:
+    """The executor --workers / --dask-scheduler ask for."""
+    from mlplab.experiments.executors import make_executor
+
+    return make_executor(args.workers, args.dask_scheduler)
+
+
+def finished_line(name: str, metrics: dict[str, Any]) -> str:
+    """One line per finished training run."""
+    from mlplab.experiments.store import summarize
+    from mlplab.report import percent
+
+    s = summarize(metrics)
+    status = "" if s["status"] == "ok" else f"  [{s['status']}]"
+    return (
+        f"{name}: train {percent(s['train_acc'])}  val {percent(s['val_acc'])}  test {percent(s['test_acc'])}"
+        f"  ({s['epochs_done']} epochs, {metrics.get('total_seconds', 0):.1f} s){status}"
+    )
+
+
+def condition_line(r: dict[str, Any]) -> str:
+    """One line per finished randomization condition."""
+    fit = f"fit at step {r['steps_to_fit']:,} (epoch {r['epochs_to_fit']})" if r["steps_to_fit"] else r["status"]
+    return (
+        f"{r['condition']:<16} {fit:<26} train {100 * r['train_acc']:6.2f}%  test {100 * r['test_acc']:6.2f}%"
+        f"  ({r['steps']:,} steps, {r['seconds']:.1f} s)"
+    )

@@ -5,24 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
 
-from mlplab.commands.common import add_data_arguments
-from mlplab.commands.sweep import add_executor_arguments, executor_from
+from mlplab.commands.common import add_data_arguments, add_executor_arguments, condition_line, executor_from
 from mlplab.config import infer_dataset
 from mlplab.errors import MlplabError
-from mlplab.experiments.randomize import (
-    CONDITIONS,
-    DEFAULT_CORRUPTION,
-    FIGURES,
-    OPTIMIZERS,
-    QUICK,
-    Settings,
-    condition_names,
-    randomize,
-)
-
-FULL_MAX_STEPS = 60_000
+from mlplab.experiments.conditions import CONDITIONS, DEFAULT_CORRUPTION, condition_names
+from mlplab.experiments.figures import RANDOMIZATION_FIGURES
+from mlplab.experiments.randomize import OPTIMIZERS, QUICK, Settings, randomize
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-steps",
         type=int,
-        help=f"step budget per condition (default: {FULL_MAX_STEPS:,}; {QUICK['max_steps']:,} with --quick)",
+        help=f"step budget per condition (default: {Settings.max_steps:,}; {QUICK['max_steps']:,} with --quick)",
     )
     parser.add_argument(
         "--target-acc", type=float, default=Settings.target_acc, help="training accuracy that counts as fit"
@@ -89,7 +78,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         optimizer=args.optimizer,
         lr=args.lr,
         batch_size=args.batch_size,
-        max_steps=args.max_steps or quick.get("max_steps", FULL_MAX_STEPS),
+        max_steps=args.max_steps or quick.get("max_steps", Settings.max_steps),
         target_acc=args.target_acc,
         weight_decay=args.weight_decay,
         dropout=args.dropout,
@@ -103,15 +92,6 @@ def parse_levels(text: str) -> list[float]:
         return [float(p) for p in text.split(",") if p.strip()]
     except ValueError:
         raise MlplabError(f"--corruption takes comma-separated numbers in [0, 1], got {text!r}") from None
-
-
-def result_line(r: dict[str, Any]) -> str:
-    """One line per finished condition."""
-    fit = f"fit at step {r['steps_to_fit']:,} (epoch {r['epochs_to_fit']})" if r["steps_to_fit"] else r["status"]
-    return (
-        f"{r['condition']:<16} {fit:<26} train {100 * r['train_acc']:6.2f}%  test {100 * r['test_acc']:6.2f}%"
-        f"  ({r['steps']:,} steps, {r['seconds']:.1f} s)"
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,10 +108,10 @@ def run(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     with executor_from(args) as executor:
-        randomize(conditions, settings, args.out, executor, on_result=lambda r: print(result_line(r), flush=True))
+        randomize(conditions, settings, args.out, executor, on_result=lambda r: print(condition_line(r), flush=True))
     out = Path(args.out)
     print(
-        f"wrote {out}/results.json, {out}/settings.json, {', '.join(f'{out}/{f}' for f in FIGURES)} "
+        f"wrote {out}/results.json, {out}/settings.json, {', '.join(f'{out}/{f}' for f in RANDOMIZATION_FIGURES)} "
         f"in {time.perf_counter() - start:.0f} s"
     )
     return 0

@@ -6,8 +6,13 @@ import argparse
 from pathlib import Path
 
 from mlplab import config as configs
-from mlplab.commands.common import add_config_arguments
-from mlplab.commands.sweep import add_executor_arguments, executor_from, finished_line
+from mlplab.commands.common import (
+    add_config_arguments,
+    add_executor_arguments,
+    condition_line,
+    executor_from,
+    finished_line,
+)
 from mlplab.report import difference, percent, points
 
 
@@ -23,13 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlplab.commands.randomize import result_line
-    from mlplab.experiments.randomize import randomization_extra
+    from mlplab.experiments.randomize_report import randomization_extra
     from mlplab.experiments.reproduce import reproduce
 
     base = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     print(f"reproducing the writeup with {base['type']} on {base['dataset']} into {args.out}", flush=True)
-    extras = [randomization_extra(lambda r: print(result_line(r), flush=True))] if args.with_randomization else []
+    extras = [randomization_extra(lambda r: print(condition_line(r), flush=True))] if args.with_randomization else []
     with executor_from(args) as executor:
         results = reproduce(
             base, args.out, executor, extras, on_saved=lambda n, m: print(finished_line(n, m), flush=True)

@@ -3,40 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
 
-from mlplab.commands.common import add_config_arguments
-
-if TYPE_CHECKING:
-    from mlplab.experiments.executors import Executor
-
-
-def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
-    """--workers N or --dask-scheduler ADDRESS."""
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, help="local worker processes (default: the number of cores)")
-    where.add_argument(
-        "--dask-scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786"
-    )
-
-
-def executor_from(args: argparse.Namespace) -> Executor:
-    from mlplab.experiments.executors import make_executor
-
-    return make_executor(args.workers, args.dask_scheduler)
-
-
-def finished_line(name: str, metrics: dict[str, Any]) -> str:
-    """One line per finished run."""
-    from mlplab.experiments.store import summarize
-    from mlplab.report import percent
-
-    s = summarize(metrics)
-    status = "" if s["status"] == "ok" else f"  [{s['status']}]"
-    return (
-        f"{name}: train {percent(s['train_acc'])}  val {percent(s['val_acc'])}  test {percent(s['test_acc'])}"
-        f"  ({s['epochs_done']} epochs, {metrics.get('total_seconds', 0):.1f} s){status}"
-    )
+from mlplab.commands.common import add_config_arguments, add_executor_arguments, executor_from, finished_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,4 +1,4 @@
-"""`mlplab train` and `mlplab evaluate`."""
+"""`mlplab train`: one run from a config, with a line per epoch; metrics, curves and model in --out."""
 
 from __future__ import annotations
 
@@ -7,17 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mlplab import config as configs
 from mlplab import data as datasets
-from mlplab.commands.common import add_config_arguments, add_data_arguments, epoch_line, show_progress
+from mlplab.commands.common import add_config_arguments, epoch_line, show_progress
 from mlplab.data import Dataset
 from mlplab.errors import MlplabError
-from mlplab.evaluation import write_report
-from mlplab.models import Model
 from mlplab.run import train_run
-from mlplab.training import History, evaluate
+from mlplab.training import History
 
 EXIT_DIVERGED = 1
 
@@ -27,17 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_arguments(train)
     train.add_argument("--out", default="runs/default", help="output directory (default: runs/default)")
     train.set_defaults(func=run_train)
-
-    ev = sub.add_parser("evaluate", help="loss and accuracy of a saved model on validation and test")
-    ev.add_argument("model", help="a model.npz written by mlplab train")
-    add_data_arguments(ev)
-    ev.add_argument(
-        "--report",
-        metavar="DIR",
-        help="also write what the model gets wrong on the test set into DIR: confusion matrix (PNG, Markdown), "
-        "per-class precision/recall/accuracy, the most confident mistakes, report.md and report.html (default: off)",
-    )
-    ev.set_defaults(func=run_evaluate)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -81,23 +66,3 @@ def run_header(config: dict[str, Any], dataset: Dataset) -> str:
     sizes = f"{len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test"
     text = " ".join(settings).replace("learning_rate=", "lr=").replace("batch_size=", "batch=")
     return f"{model} on {dataset.name} ({sizes}): {text}"
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    model, meta = Model.load(args.model)
-    name = args.dataset or meta.get("dataset", "digits")
-    if args.data_dir and not args.dataset and name == "digits":
-        name = configs.infer_dataset(args.data_dir)  # a digits model pointed at MNIST files: say so below
-    dataset = datasets.load(name, args.data_dir or meta.get("data_dir"))
-    inputs = model.params[next(iter(model.params))].shape[0]
-    if inputs != dataset.input_size:
-        raise MlplabError(f"{args.model} takes {inputs} inputs but {dataset.name} has {dataset.input_size}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        for split_name in ("val", "test"):
-            split = getattr(dataset, split_name)
-            loss, acc = evaluate(model, split, dataset.pixel_max)
-            print(f"{split_name:<5} loss {loss:.4f}  acc {acc:.4f}  ({len(split)} samples)")
-    if args.report:
-        page = write_report(model, meta, dataset, args.report, model_path=args.model)
-        print(f"wrote {page}, report.md, confusion.png, confusion.md, mistakes.png and evaluation.json")
-    return 0

@@ -7,15 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlplab import config as configs
-from mlplab.commands.common import add_config_arguments
-from mlplab.commands.sweep import add_executor_arguments, executor_from
+from mlplab.commands.common import add_config_arguments, add_executor_arguments, executor_from
 from mlplab.errors import ConfigError
+from mlplab.experiments.search_space import SAMPLERS, load_space
 from mlplab.report import percent
 
 if TYPE_CHECKING:
     import optuna
-
-SAMPLERS = ("grid", "random", "tpe")  # as in mlplab.experiments.tune, which imports Optuna
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +48,9 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from mlplab.experiments.tune import counts, load_space, run_study, top_table
+    from mlplab.experiments.tune import counts, run_study, top_table
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
 
     if args.trials < 1:
         raise ConfigError(f"--trials must be ≥ 1, got {args.trials}")

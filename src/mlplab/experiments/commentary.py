@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
 
+from mlplab.experiments.conditions import Results, label_runs
 from mlplab.experiments.store import summarize
 from mlplab.report import difference, percent, points
 
@@ -178,4 +180,64 @@ def tuning_commentary(columns: list[dict[str, Any]], tried: list[dict[str, Any]]
             f"({points(difference(last['test_acc'], first['test_acc']))}); "
             "every choice was made on validation accuracy."
         )
+    return lines
+
+
+def randomization_commentary(results: Results, num_classes: int = 10) -> list[str]:
+    """What the numbers show, sentence by sentence; only claims the numbers support."""
+    lines = []
+    true, random = results.get("true-labels"), results.get("random-labels")
+
+    def steps(r: Mapping[str, Any]) -> str:
+        return f"{r['steps_to_fit']:,} steps" if r["steps_to_fit"] is not None else f"no fit in {r['steps']:,} steps"
+
+    if random is not None:
+        fit = random["steps_to_fit"] is not None
+        line = (
+            f"With random labels the network {'fits' if fit else 'does not fit'} the training set "
+            f"({percent(random['train_acc'])} training accuracy, {steps(random)}) while its test accuracy is "
+            f"{percent(random['test_acc'])}, chance level being {percent(1 / num_classes)}."
+        )
+        if fit and true is not None and true["steps_to_fit"]:
+            line += (
+                f" It needs {random['steps_to_fit'] / true['steps_to_fit']:.1f}× the steps of the true labels "
+                f"({true['steps_to_fit']:,}): memorizing noise is slower, not impossible."
+            )
+        lines.append(line)
+    by_level = label_runs(results)
+    if len(by_level) >= 2:
+        low, high = by_level[0], by_level[-1]
+        worst_train = max(1 - r["train_acc"] for r in by_level)
+        lines.append(
+            f"From corruption {low['corruption']:g} to {high['corruption']:g} the test error grows from "
+            f"{percent(1 - low['test_acc'])} to {percent(1 - high['test_acc'])} while the training error stays at or "
+            f"below {percent(worst_train)}: the same network, with the same parameter count, generalizes or not "
+            "depending only on the labels, so its capacity alone cannot explain why it generalizes on true labels."
+        )
+        fit_steps = [r["steps_to_fit"] for r in by_level if r["steps_to_fit"] is not None]
+        if len(fit_steps) == len(by_level):
+            monotone = all(a <= b for a, b in pairwise(fit_steps))
+            lines.append(
+                f"Steps to fit go from {fit_steps[0]:,} to {max(fit_steps):,} as the corruption rises"
+                + (", never decreasing." if monotone else ", not strictly in order of the corruption level.")
+            )
+    shuffled = results.get("shuffled-pixels")
+    if shuffled is not None and true is not None:
+        lines.append(
+            f"Shuffled pixels: {steps(shuffled)} and {percent(shuffled['test_acc'])} test accuracy against "
+            f"{steps(true)} and {percent(true['test_acc'])} for the original images. A fully connected layer has no "
+            "notion of neighbouring pixels: one fixed permutation only reorders the rows of W1, so the MLP (unlike "
+            "the paper's convolutional networks) loses nothing."
+        )
+    noise = [results[c] for c in ("random-pixels", "gaussian") if c in results]
+    if noise:
+        parts = ", ".join(f"{r['condition']} {steps(r)} (test {percent(r['test_acc'])})" for r in noise)
+        line = f"Random inputs: {parts}."
+        fast = all(r["steps_to_fit"] for r in noise) and random is not None and random["steps_to_fit"]
+        if fast and max(r["steps_to_fit"] for r in noise) < random["steps_to_fit"]:
+            line += (
+                " Noise is memorized sooner than random labels on real images, as in the paper: noise inputs lie far "
+                "apart, whereas real images given different random classes still resemble each other."
+            )
+        lines.append(line)
     return lines

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mlplab import theory
 from mlplab.experiments.commentary import tuning_commentary
-from mlplab.experiments.executors import Executor, Runner, check_dataset_reachable, run_dir_name
+from mlplab.experiments.context import Context, Extra, change_text, label
+from mlplab.experiments.executors import Executor, Runner, check_dataset_reachable
 from mlplab.experiments.figures import accuracy_overlay
 from mlplab.experiments.store import RunStore, summarize
 from mlplab.experiments.sweep import SweepResult, accuracy_table, sweep_section
@@ -29,52 +31,6 @@ REG_SWEEP_LR = 0.1
 FIXED_CANDIDATES: tuple[dict[str, Any], ...] = ({"momentum": 0.9}, {"batch_size": 32})
 # Twice the epochs doubles the cost of every run stacked on it, so it is tried once, last, on top of the rest.
 LONGER = 2
-
-
-def label(value: Any) -> str:
-    """A value as the writeup prints it: 1, 0.1, 0.0001."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def change_text(overrides: dict[str, Any]) -> str:
-    return ", ".join(f"{k} = {label(v)}" for k, v in overrides.items())
-
-
-@dataclass
-class Context:
-    """What a section needs: the base config, the shared runner, the output directory, results so far."""
-
-    base: dict[str, Any]
-    out: Path
-    runner: Runner
-    executor: Executor
-    results: dict[str, Any] = field(default_factory=dict)
-
-    def name(self, config: dict[str, Any]) -> str:
-        """A run's directory name: its differences from the base config, or "default"."""
-        diff = {k: v for k, v in sorted(config.items()) if self.base.get(k) != v}
-        return run_dir_name("+".join(f"{k}={label(v)}" for k, v in diff.items()) or "default")
-
-    def request(self, overrides: dict[str, Any]) -> str:
-        config = {**self.base, **overrides}
-        name = self.name(config)
-        diff = {k: v for k, v in config.items() if self.base.get(k) != v}
-        title = f"{config['type']} on {config['dataset']}: {change_text(diff) or 'default settings'}"
-        return self.runner.request(name, config, title)
-
-    def metrics(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        return self.runner.result(self.request(overrides))
-
-    def run_dir(self, overrides: dict[str, Any]) -> Path:
-        return self.runner.store.path(self.name({**self.base, **overrides}))
-
-
-@dataclass
-class Extra:
-    """An additional report section: its results.json key and a builder returning (section, results)."""
-
-    key: str
-    build: Callable[[Context], tuple[Section, Any]]
 
 
 def relative_run(ctx: Context, overrides: dict[str, Any]) -> str:
@@ -107,13 +63,13 @@ def reproduce(
     reg_runs = sweep_overrides("reg", REG_VALUES, {"learning_rate": REG_SWEEP_LR})
     for overrides in [{}, *lr_runs.values(), *reg_runs.values(), *FIXED_CANDIDATES]:
         ctx.request(overrides)  # everything known up front goes to the workers now
-    theory = theory_section(ctx)  # computed here while the workers train
+    checks = theory_section(ctx)  # computed here while the workers train
     sections = [
         default_section(ctx),
         sweep_report(ctx, "learning_rate_sweep", "learning_rate", lr_runs, "Learning rate"),
         sweep_report(ctx, "reg_sweep", "reg", reg_runs, "Regularization", f"at learning rate {label(REG_SWEEP_LR)}"),
         tuning_section(ctx, lr_runs, reg_runs),
-        *([theory] if theory else []),
+        checks,
     ]
     for extra in extras:
         section, results = extra.build(ctx)
@@ -275,18 +231,13 @@ def tuning_section(ctx: Context, lr_runs: dict, reg_runs: dict) -> Section:
     return Section("Tuning", intro, [table], tuning_commentary(columns, tried), figures)
 
 
-def theory_section(ctx: Context) -> Section | None:
-    """The theory checks' table, when mlplab.theory is available."""
-    try:
-        from mlplab import theory
-    except ImportError:
-        return None
+def theory_section(ctx: Context) -> Section:
+    """The problem set's claims, checked numerically, as one table."""
     claims = theory.run_all()
-    passed = [getattr(c, "passed", None) for c in claims]
-    ctx.results["theory"] = [asdict(c) if is_dataclass(c) else str(c) for c in claims]
-    lines = [f"{sum(p is True for p in passed)} of {len(claims)} checks pass."]
-    failed = [str(getattr(c, "number", i + 1)) for i, c in enumerate(claims) if getattr(c, "passed", True) is False]
+    ctx.results["theory"] = [asdict(c) for c in claims]
+    lines = [f"{sum(c.passed for c in claims)} of {len(claims)} checks pass."]
+    failed = [str(c.number) for c in claims if not c.passed]
     if failed:
         lines.append(f"Failing: {', '.join(failed)}.")
     intro = "The problem set's claims, each checked numerically (`mlplab theory`)."
-    return Section("Theory checks", intro, [], lines, [], markdown=theory.to_markdown(claims))
+    return Section("Theory checks", intro, [Table(list(theory.COLUMNS), theory.rows(claims))], lines, [])

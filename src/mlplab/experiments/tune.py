@@ -20,107 +20,23 @@ from typing import Any
 
 import numpy as np
 import optuna
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
-from mlplab import config as configs
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.experiments.executors import Executor, cached_dataset, check_dataset_reachable, train_in_worker
+from mlplab.experiments.search_space import SAMPLERS, Param
 from mlplab.experiments.store import RunOutcome, RunStore, curves_png, summarize
-from mlplab.plots import plt
+from mlplab.plots import save_figure
 from mlplab.report import Table, percent
 from mlplab.run import metrics_dict, write_json
 from mlplab.training import History
 
-SAMPLERS = ("grid", "random", "tpe")
 PRUNER_STARTUP = 3  # completed trials before any pruning: the median of fewer says little
 PRUNER_WARMUP = 2  # epochs every trial gets before it can be pruned
 TOP = 10
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-@dataclass(frozen=True)
-class Param:
-    """One searched config key: a list of choices, or a range (with an optional step, or log scale)."""
-
-    key: str
-    choices: tuple[Any, ...] | None = None
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
-    log: bool = False
-
-    @property
-    def integer(self) -> bool:
-        return configs.OPTIONS[self.key].kind is int
-
-    def suggest(self, trial: optuna.Trial) -> Any:
-        if self.choices is not None:
-            return trial.suggest_categorical(self.key, list(self.choices))
-        assert self.low is not None and self.high is not None
-        if self.integer:
-            return trial.suggest_int(self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
-        return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
-
-    def grid(self) -> list[Any]:
-        """Every value the grid sampler should try."""
-        if self.choices is not None:
-            return list(self.choices)
-        if self.step is None:
-            raise ConfigError(f"grid sampling needs choices or a step for {self.key!r}")
-        assert self.low is not None and self.high is not None
-        count = math.floor((self.high - self.low) / self.step + 1e-9) + 1
-        values = [self.low + i * self.step for i in range(count)]
-        return [int(v) for v in values] if self.integer else [round(v, 12) for v in values]
-
-
-def load_space(path: str | Path) -> dict[str, Param]:
-    """A search space YAML: `key: {choices: [...]}` or `key: {low: .., high: .., step: .., log: true}`."""
-    path = Path(path)
-    raw = configs.load_yaml(path, "search space file")
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(f"{path}: expected a mapping of config keys to {{choices: [...]}} or {{low:, high:}}")
-    space = {}
-    for name, spec in raw.items():
-        (key,) = configs.parse_overrides([f"{name}=0"])
-        space[key] = _param(path, key, spec)
-    return space
-
-
-def _param(path: Path, key: str, spec: Any) -> Param:
-    where = f"{path}: {key}"
-    if key not in configs.OPTIONS:
-        configs.check({key: None})  # raises "unknown config key" with the closest match
-    if isinstance(spec, list):
-        spec = {"choices": spec}
-    if not isinstance(spec, dict) or not ({"choices"} <= spec.keys() or {"low", "high"} <= spec.keys()):
-        raise ConfigError(f"{where}: expected {{choices: [...]}} or {{low: ..., high: ...}}")
-    unknown = set(spec) - {"choices", "low", "high", "step", "log"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-    if "choices" in spec:
-        choices = spec["choices"]
-        if not isinstance(choices, list) or not choices:
-            raise ConfigError(f"{where}: choices must be a non-empty list")
-        checked = tuple(_checked(where, key, c) for c in choices)
-        return Param(key, choices=checked)
-    low, high = _checked(where, key, spec["low"]), _checked(where, key, spec["high"])
-    if not isinstance(low, int | float) or isinstance(low, bool) or low >= high:
-        raise ConfigError(f"{where}: needs numbers with low < high, got low={low!r} high={high!r}")
-    step, log = spec.get("step"), bool(spec.get("log", False))
-    if step is not None and (not isinstance(step, int | float) or step <= 0 or log):
-        raise ConfigError(f"{where}: step must be a positive number and cannot be combined with log")
-    if log and low <= 0:
-        raise ConfigError(f"{where}: a log range needs low > 0")
-    return Param(key, low=low, high=high, step=step, log=log)
-
-
-def _checked(where: str, key: str, value: Any) -> Any:
-    try:
-        return configs.check({key: value})[key]
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
 
 
 def grid_left(study: optuna.Study, space: dict[str, Param]) -> int:
@@ -175,7 +91,8 @@ def open_study(
     except ImportError as exc:
         raise MlplabError(f"storage {storage}: a database driver is missing ({exc})") from None
     except Exception as exc:  # SQLAlchemy's and Optuna's errors for bad URLs and unreachable servers
-        raise MlplabError(f"cannot open the Optuna storage {storage}: {type(exc).__name__}: {exc}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # SQLAlchemy appends a help link
+        raise MlplabError(f"cannot open the Optuna storage {storage}: {type(exc).__name__}: {reason}") from None
 
 
 # --- in the worker -------------------------------------------------------------------------------------------
@@ -188,8 +105,9 @@ def trial_task(
     title: str = "",
 ) -> RunOutcome:
     """Train one trial; after each epoch ask the pruner, on a copy of the completed trials, whether to stop."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    mirror = optuna.create_study(direction="maximize", pruner=pruner)
+    storage = optuna.storages.InMemoryStorage()  # not create_study, which logs every new study at INFO
+    name = storage.get_study_name_from_id(storage.create_new_study([StudyDirection.MAXIMIZE]))
+    mirror = optuna.Study(name, storage, pruner=pruner)
     mirror.add_trials(
         [optuna.trial.create_trial(value=v, intermediate_values=curve) for v, curve in completed],
     )
@@ -426,7 +344,8 @@ def write_outputs(result: TuneResult, space: dict[str, Param]) -> None:
 def plot_history(study: optuna.Study, path: Path) -> None:
     """Each finished trial's best validation accuracy in order, pruned ones marked, and the best so far."""
     finished = sorted(finished_trials(study), key=lambda t: t.number)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for state, marker, label in ((TrialState.COMPLETE, "o", "complete"), (TrialState.PRUNED, "x", "pruned")):
         picked = [t for t in finished if t.state == state]
         values = [100 * max(t.intermediate_values.values(), default=np.nan) for t in picked]
@@ -442,6 +361,4 @@ def plot_history(study: optuna.Study, path: Path) -> None:
     ax.set_title(f"Optuna study {study.study_name!r}: validation accuracy per trial")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -1,14 +1,11 @@
-"""`mlplab gradcheck` and `mlplab theory`: the checks that every derivative and claim holds."""
+"""`mlplab gradcheck`: every parameter's analytic gradient against central finite differences."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-import numpy as np
 
 from mlplab import data as datasets
-from mlplab.gradcheck import check_gradients
+from mlplab.gradcheck import check_gradients, move_to_random_point
 from mlplab.models import build_model
 from mlplab.training import batches
 
@@ -26,14 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--samples", type=int, default=40, help="coordinates checked per parameter (at most)")
     check.add_argument("--tolerance", type=float, default=1e-6, help="largest relative error that passes")
     check.add_argument("--seed", type=int, default=0)
-    check.set_defaults(func=run_gradcheck)
-
-    claims = sub.add_parser("theory", help="check the problem set's claims numerically, one line per claim")
-    claims.add_argument("--markdown", metavar="FILE", help="also write the results as a Markdown table")
-    claims.set_defaults(func=run_theory)
+    check.set_defaults(func=run)
 
 
-def run_gradcheck(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     ds = datasets.load("digits")
     x, y = next(batches(ds.train, args.batch, ds.pixel_max, "float64"))
     widths = [int(w) for w in args.hidden_sizes.split(",") if w.strip()]
@@ -46,10 +39,7 @@ def run_gradcheck(args: argparse.Namespace) -> int:
         seed=args.seed,
         dtype="float64",
     )
-    # Check at a random point: the assignment's 0.001-scale init leaves gradients too small to compare.
-    rng = np.random.default_rng(args.seed)
-    for p in model.params.values():
-        p[...] = rng.normal(0.0, 0.5, p.shape)
+    move_to_random_point(model, args.seed)
     print(f"{type(model).__name__} on {len(y)} digits images, float64, J = CE + {args.reg}/2·Σ‖W‖², ε = 1e-5")
     results = check_gradients(model, x.copy(), y.copy(), reg=args.reg, samples=args.samples, seed=args.seed)
     for r in results:
@@ -59,15 +49,3 @@ def run_gradcheck(args: argparse.Namespace) -> int:
             f"({r.checked} of {r.size} coordinates)  {verdict}"
         )
     return 0 if all(r.worst_relative_error <= args.tolerance for r in results) else EXIT_FAILED
-
-
-def run_theory(args: argparse.Namespace) -> int:
-    from mlplab import theory  # scipy.optimize loads slowly: only this command needs it
-
-    results = theory.run_all()
-    print(theory.format_lines(results))
-    if args.markdown:
-        Path(args.markdown).write_text(theory.to_markdown(results) + "\n")
-    passed = sum(r.passed for r in results)
-    print(f"{passed}/{len(results)} claims pass")
-    return 0 if passed == len(results) else EXIT_FAILED

@@ -1,0 +1,28 @@
+"""`mlplab theory`: the problem set's claims, checked numerically, one line per claim."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlplab.report import Table
+
+EXIT_FAILED = 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    claims = sub.add_parser("theory", help="check the problem set's claims numerically, one line per claim")
+    claims.add_argument("--markdown", metavar="FILE", help="also write the results as a Markdown table")
+    claims.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlplab import theory  # scipy.optimize loads slowly: only this command needs it
+
+    results = theory.run_all()
+    print(theory.format_lines(results))
+    if args.markdown:
+        Path(args.markdown).write_text(Table(list(theory.COLUMNS), theory.rows(results)).markdown() + "\n")
+    passed = sum(r.passed for r in results)
+    print(f"{passed}/{len(results)} claims pass")
+    return 0 if passed == len(results) else EXIT_FAILED
