@@ -319,7 +319,7 @@ def test_two_layer_net_gradients_match_handwritten_model() -> None:
     rng = np.random.default_rng(11)
     x, y = rng.normal(size=(8, 6)), rng.integers(0, 10, size=8)
     model = models.TwoLayerNet(input_size=6, hidden_size=5, num_classes=10, seed=0, dtype=np.float64)
-    loss_model, _ = model.forward(x, y, mode="train")
+    loss_model, _ = model.train_batch(x, y)
     keys = ("W1", "b1", "W2", "b2")
     params = [model.params[k] for k in keys]
     loss_fn = two_layer_loss(x, y)

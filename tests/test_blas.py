@@ -78,9 +78,9 @@ from mlplab.models import TwoLayerNet
 from mlplab.optim import SGD
 loaded = {pool["filepath"] for pool in threadpool_info()}
 model = TwoLayerNet(8, 4, 3)
-model.forward(np.ones((5, 8), np.float32), np.arange(5) % 3, mode="train")
+model.train_batch(np.ones((5, 8), np.float32), np.arange(5) % 3)
 SGD(0.1, reg=0.01).step(model)
-model.forward(np.ones((5, 8), np.float32), np.arange(5) % 3, mode="eval")
+model.evaluate_batch(np.ones((5, 8), np.float32), np.arange(5) % 3)
 assert {pool["filepath"] for pool in threadpool_info()} == loaded, "a BLAS was loaded after the models"
 print(len(loaded))
 """

@@ -53,10 +53,10 @@ def test_gradients_with_a_fixed_dropout_mask(batch, activation):
 
     def train_loss() -> float:
         model.dropout_rng = np.random.default_rng(5)
-        return model.forward(x, y, mode="train")[0]
+        return model.train_batch(x, y)[0]
 
     masked_loss = train_loss()
-    assert masked_loss != pytest.approx(model.forward(x, y, mode="eval")[0])  # the mask really changes J
+    assert masked_loss != pytest.approx(model.evaluate_batch(x, y)[0])  # the mask really changes J
     analytic = {name: g.copy() for name, g in model.grads.items()}
     rng = np.random.default_rng(0)
     for name, param in model.params.items():
@@ -70,10 +70,9 @@ def test_dropped_units_pass_no_gradient(batch):
     x, y = batch
     model = randomized(MLP(64, [12], activation="tanh", dropout=0.5, dtype="float64"))
     model.dropout_rng = np.random.default_rng(1)
-    kept = model.dropout_mask((1, 12))[0] > 0
+    model.train_batch(x[:1], y[:1])
+    kept = model.layers[2].mask[0] > 0  # Dense, Tanh, Dropout, Dense
     assert 0 < kept.sum() < 12
-    model.dropout_rng = np.random.default_rng(1)
-    model.forward(x[:1], y[:1], mode="train")
     assert np.all(model.grads["b1"][~kept] == 0) and np.all(model.grads["W1"][:, ~kept] == 0)
     assert np.all(model.grads["b1"][kept] != 0)
     assert np.all(model.grads["W2"][~kept] == 0)  # a dropped unit's output was 0
@@ -82,24 +81,30 @@ def test_dropped_units_pass_no_gradient(batch):
 def test_dropout_only_in_training(digits):
     x, y = next(batches(digits.val, 64, digits.pixel_max))
     model = MLP(64, [32], dropout=0.5, seed=3)
-    eval_losses = {model.forward(x, y, mode="eval")[0] for _ in range(3)}
-    train_losses = {model.forward(x, y, mode="train")[0] for _ in range(3)}
+    eval_losses = {model.evaluate_batch(x, y)[0] for _ in range(3)}
+    train_losses = {model.train_batch(x, y)[0] for _ in range(3)}
     assert len(eval_losses) == 1  # eval is deterministic
     assert len(train_losses) == 3  # a new mask every training pass
     assert eval_losses.pop() not in train_losses
     plain = MLP(64, [32], dropout=0.0, seed=3)
-    assert plain.forward(x, y, mode="train")[0] == plain.forward(x, y, mode="eval")[0]
+    assert plain.train_batch(x, y)[0] == plain.evaluate_batch(x, y)[0]
     np.testing.assert_array_equal(plain.scores(x), model.scores(x))  # same seed, same weights
 
 
+def dropout_mask(seed: int) -> np.ndarray:
+    """The mask a seeded MLP's dropout layer draws in its first training pass over a (400, 250) hidden layer."""
+    model = MLP(4, [250], dropout=0.25, seed=seed)
+    model.train_batch(np.ones((400, 4), np.float32), np.zeros(400, int))
+    return model.layers[2].mask.copy()
+
+
 def test_dropout_mask_is_inverted_and_seeded():
-    model = MLP(4, [4], dropout=0.25, seed=7)
-    mask = model.dropout_mask((400, 250))
+    mask = dropout_mask(7)
     assert set(np.unique(mask)) == {0.0, np.float32(1 / 0.75)}
     assert np.mean(mask == 0) == pytest.approx(0.25, abs=0.01)
     assert mask.mean() == pytest.approx(1.0, abs=0.02)  # expected activation unchanged: eval needs no rescaling
-    np.testing.assert_array_equal(MLP(4, [4], dropout=0.25, seed=7).dropout_mask((400, 250)), mask)
-    assert not np.array_equal(MLP(4, [4], dropout=0.25, seed=8).dropout_mask((400, 250)), mask)
+    np.testing.assert_array_equal(dropout_mask(7), mask)
+    assert not np.array_equal(dropout_mask(8), mask)
 
 
 @pytest.mark.parametrize(

@@ -44,11 +44,11 @@ def test_gradients_match_central_differences(name: str, init: str) -> None:
         for p in model.params.values():
             p[...] = rng.normal(0.0, 0.5, p.shape)
     x, y = batch()
-    model.forward(x, y, mode="train")
+    model.train_batch(x, y)
     analytic = {k: g.copy() for k, g in model.grads.items()}
     assert all(np.abs(g).max() > 0 for g in analytic.values())
     for param_name, param in model.params.items():
-        numeric = numeric_gradient(lambda: model.forward(x, y, mode="eval")[0], param)
+        numeric = numeric_gradient(lambda: model.evaluate_batch(x, y)[0], param)
         assert rel_error(analytic[param_name], numeric) < 1e-6, param_name
 
 
@@ -60,10 +60,10 @@ def test_gradient_of_the_regularized_objective(name: str) -> None:
     for p in model.params.values():
         p[...] = rng.normal(0.0, 0.5, p.shape)
     x, y = batch()
-    model.forward(x, y, mode="train")
+    model.train_batch(x, y)
     for param_name, param in model.params.items():
         full = model.grads[param_name] + (reg * param if param_name in model.weight_names else 0.0)
-        numeric = numeric_gradient(lambda: model.forward(x, y, mode="eval")[0] + model.regularization(reg), param)
+        numeric = numeric_gradient(lambda: model.evaluate_batch(x, y)[0] + model.regularization(reg), param)
         assert rel_error(full, numeric) < 1e-6, param_name
 
 
@@ -75,9 +75,9 @@ def test_train_and_eval_modes_agree(name: str) -> None:
         p[...] = rng.normal(0.0, 0.5, p.shape)
     x, y = batch(n=40)
     before = {k: g.copy() for k, g in model.grads.items()}
-    eval_loss, eval_acc = model.forward(x, y, mode="eval")
+    eval_loss, eval_acc = model.evaluate_batch(x, y)
     assert all(np.array_equal(before[k], model.grads[k]) for k in before)  # eval leaves the gradients alone
-    train_loss, train_acc = model.forward(x, y, mode="train")
+    train_loss, train_acc = model.train_batch(x, y)
     assert train_loss == pytest.approx(eval_loss, rel=1e-12)
     assert train_acc == eval_acc == F.accuracy(model.scores(x), y)
 
@@ -90,7 +90,7 @@ def test_softmax_regression_is_relu_then_softmax_without_bias() -> None:
     x, y = batch()
     z = x @ model.params["W1"]
     assert (z < 0).any()  # so the ReLU matters
-    loss, _ = model.forward(x, y, mode="eval")
+    loss, _ = model.evaluate_batch(x, y)
     assert loss == pytest.approx(F.cross_entropy(F.softmax(np.maximum(z, 0)), y), rel=1e-12)
     assert loss != pytest.approx(F.cross_entropy(F.softmax(z), y), rel=1e-3)
     np.testing.assert_allclose(model.scores(x), np.maximum(z, 0), rtol=1e-12)
@@ -105,7 +105,7 @@ def test_two_layer_net_is_sigmoid_hidden_layer_then_softmax() -> None:
     p = model.params
     x, y = batch()
     logits = (1 / (1 + np.exp(-(x @ p["W1"] + p["b1"])))) @ p["W2"] + p["b2"]
-    loss, acc = model.forward(x, y, mode="eval")
+    loss, acc = model.evaluate_batch(x, y)
     assert loss == pytest.approx(F.cross_entropy(F.softmax(logits), y), rel=1e-12)
     assert acc == F.accuracy(logits, y)
     np.testing.assert_allclose(model.scores(x), logits, rtol=1e-12)
@@ -127,7 +127,7 @@ def test_two_layer_net_init() -> None:
     assert np.array_equal(same.params["W1"], model.params["W1"])
     assert not np.array_equal(other.params["W1"], model.params["W1"])
     x, y = batch(n=50, d=20)
-    assert model.forward(x, y, mode="eval")[0] == pytest.approx(np.log(10), abs=1e-3)  # tiny weights: uniform
+    assert model.evaluate_batch(x, y)[0] == pytest.approx(np.log(10), abs=1e-3)  # tiny weights: uniform
 
 
 def test_softmax_regression_init() -> None:
@@ -194,7 +194,7 @@ def test_save_load_round_trip_without_pickle(tmp_path: Path, name: str) -> None:
         np.testing.assert_array_equal(loaded.params[key], p)
         assert loaded.params[key].dtype == p.dtype
     x, y = batch()
-    assert loaded.forward(x, y, mode="eval") == model.forward(x, y, mode="eval")
+    assert loaded.evaluate_batch(x, y) == model.evaluate_batch(x, y)
     assert not list(tmp_path.glob("*.tmp*"))  # written atomically, no leftovers
 
 

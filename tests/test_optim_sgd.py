@@ -52,7 +52,7 @@ def test_step_from_a_real_forward_pass() -> None:
     for p in model.params.values():
         p[...] = rng.normal(0.0, 0.5, p.shape)
     x, y = rng.random((8, 6)), rng.integers(0, 10, 8)
-    loss_before, _ = model.forward(x, y, mode="train")
+    loss_before, _ = model.train_batch(x, y)
     before = model.state()
     grads = {k: g.copy() for k, g in model.grads.items()}
     lr, reg = 0.05, 0.01
@@ -60,7 +60,7 @@ def test_step_from_a_real_forward_pass() -> None:
     for name, p in model.params.items():
         decay = reg * before[name] if name in ("W1", "W2") else 0.0
         np.testing.assert_allclose(p, before[name] - lr * (grads[name] + decay), rtol=1e-13, atol=1e-16)
-    loss_after, _ = model.forward(x, y, mode="eval")
+    loss_after, _ = model.evaluate_batch(x, y)
     assert loss_after < loss_before  # a small step down the gradient lowers the loss
 
 
@@ -88,15 +88,15 @@ def test_no_reg_means_plain_gradient_descent() -> None:
 def test_float32_parameters_stay_float32(momentum: float) -> None:
     model = TwoLayerNet(input_size=4, hidden_size=3, num_classes=2)
     x, y = np.ones((2, 4), np.float32), np.array([0, 1])
-    model.forward(x, y, mode="train")
+    model.train_batch(x, y)
     SGD(lr=0.1, reg=0.001, momentum=momentum).step(model)
     assert {p.dtype for p in model.params.values()} == {np.dtype(np.float32)}
 
 
 @pytest.mark.parametrize("name", ["TwoLayerNet", "SoftmaxRegression", "MLP"])
-def test_fused_step_on_factored_gradients_equals_the_written_out_step(name: str) -> None:
-    # One model steps straight from the factors the forward pass kept (one GEMM per parameter); its twin reads
-    # every gradient first (multiplying them out) and so takes the plain θ ← (1 − lr·reg)·θ − lr·g path.
+def test_fused_sgd_step_equals_backward_then_step(name: str) -> None:
+    # sgd_step folds θ ← (1 − lr·reg)·θ − lr·g into the backward pass's GEMMs; its twin writes every gradient
+    # (train_batch) and steps through the optimizer: both must land on the same parameters.
     rng = np.random.default_rng(5)
     fused = build_model(name, input_size=6, hidden_size=5, hidden_sizes=[5, 4], num_classes=10, dtype="float64")
     for p in fused.params.values():
@@ -104,12 +104,10 @@ def test_fused_step_on_factored_gradients_equals_the_written_out_step(name: str)
     twin = build_model(name, **fused.hyper)
     twin.load_state(fused.state())
     x, y = rng.random((8, 6)), rng.integers(0, 10, 8)
-    for model in (fused, twin):
-        model.forward(x, y, mode="train")
-    written = {k: g.copy() for k, g in twin.grads.items()}
     before = twin.state()
     lr, reg = 0.05, 0.01
-    SGD(lr=lr, reg=reg).step(fused)
+    assert fused.sgd_step(x, y, lr, reg) == twin.train_batch(x, y)
+    written = {k: g.copy() for k, g in twin.grads.items()}
     SGD(lr=lr, reg=reg).step(twin)
     for key, p in fused.params.items():
         decay = reg * before[key] if key in fused.weight_names else 0.0
@@ -118,30 +116,43 @@ def test_fused_step_on_factored_gradients_equals_the_written_out_step(name: str)
         np.testing.assert_allclose(twin.params[key], expected, rtol=1e-12, atol=1e-15)
 
 
-def test_a_gradient_applied_from_its_factors_cannot_be_read_afterwards() -> None:
+def test_after_a_fused_step_gradients_are_unreadable_until_the_next_backward() -> None:
     model = TwoLayerNet(input_size=4, hidden_size=3, num_classes=2, dtype="float64")
     x, y = np.ones((2, 4)), np.array([0, 1])
-    model.forward(x, y, mode="train")
-    SGD(lr=0.1).step(model)
-    with pytest.raises(RuntimeError, match="W1 went straight into the weights"):
+    model.sgd_step(x, y, 0.1)
+    assert "W1" in model.grads and list(model.grads) == ["W1", "b1", "W2", "b2"]
+    with pytest.raises(RuntimeError, match="no gradient of W1: the last step was a fused sgd_step"):
         model.grads["W1"]
-    model.forward(x, y, mode="train")  # a new training pass makes every gradient readable again
+    model.train_batch(x, y)
     assert model.grads["W1"].shape == (4, 3)
 
 
-@pytest.mark.parametrize("between", ["forward", "scores"])
-def test_gradients_left_factored_survive_an_evaluation_pass(between: str) -> None:
-    # forward(eval) and scores reuse the buffers the factors point into, so they multiply them out first.
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_gradients_are_readable_by_every_mapping_method_and_no_step_changes_them(momentum: float) -> None:
     rng = np.random.default_rng(6)
     model = TwoLayerNet(input_size=5, hidden_size=4, num_classes=3, dtype="float64")
-    for p in model.params.values():
-        p[...] = rng.normal(0.0, 0.5, p.shape)
-    twin = TwoLayerNet(input_size=5, hidden_size=4, num_classes=3, dtype="float64")
-    twin.load_state(model.state())
     x, y = rng.random((6, 5)), rng.integers(0, 3, 6)
-    model.forward(x, y, mode="train")
-    other = rng.random((6, 5))  # same batch size: same scratch buffers
-    model.forward(other, y, mode="eval") if between == "forward" else model.scores(other)
-    twin.forward(x, y, mode="train")
-    for key in model.params:
-        np.testing.assert_array_equal(model.grads[key], twin.grads[key])
+    model.train_batch(x, y)
+    grads = model.grads
+    assert "W1" in grads and grads.get("W1") is grads["W1"] and set(dict(grads)) == set(model.params)
+    copies = {k: g.copy() for k, g in grads.items()}
+    assert all(np.array_equal(a, b) for a, b in zip(grads.values(), copies.values(), strict=True))
+    SGD(lr=0.1, reg=0.5, momentum=momentum).step(model)
+    for key, g in grads.items():
+        np.testing.assert_array_equal(g, copies[key])  # L2 went into the optimizer's scratch, not the gradient
+
+
+def test_a_subclass_update_rule_is_always_called() -> None:
+    class Clipped(SGD):
+        """SGD whose every step is clipped to ±0.01 per coordinate."""
+
+        def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+            param -= np.clip(self.lr * grad, -0.01, 0.01)
+
+    assert SGD(lr=1.0).fuses_into_backward and not Clipped(lr=1.0).fuses_into_backward
+    model = TwoLayerNet(input_size=5, hidden_size=4, num_classes=3, dtype="float64", seed=0)
+    before = model.state()
+    model.train_batch(np.random.default_rng(0).random((6, 5)) * 100, np.arange(6) % 3)
+    Clipped(lr=1.0).step(model)
+    for key, p in model.params.items():
+        assert np.abs(p - before[key]).max() <= 0.01 + 1e-15

@@ -39,9 +39,9 @@ def record_forward_calls(model: Model, monkeypatch: pytest.MonkeyPatch) -> list[
     calls: list[tuple[str, np.ndarray]] = []
     real = model.forward
 
-    def forward(x: np.ndarray, y: np.ndarray, mode: str = "train") -> tuple[float, float]:
-        calls.append((mode, position(x, 255.0)))
-        return real(x, y, mode)
+    def forward(x: np.ndarray, train: bool = False) -> np.ndarray:
+        calls.append(("train" if train else "eval", position(x, 255.0)))
+        return real(x, train)
 
     monkeypatch.setattr(model, "forward", forward)
     return calls
@@ -102,7 +102,7 @@ def test_evaluate_averages_over_uneven_batches_in_order(synthetic_mnist: Path, m
     rng = np.random.default_rng(0)
     for p in model.params.values():
         p[...] = rng.normal(0.0, 0.3, p.shape)
-    whole = model.forward(ds.val.x / 255.0, ds.val.y, mode="eval")
+    whole = model.evaluate_batch(ds.val.x / 255.0, ds.val.y)
     calls = record_forward_calls(model, monkeypatch)
     loss, acc = evaluate(model, ds.val, 255.0, batch_size=7)
     assert loss == pytest.approx(whole[0], rel=1e-12) and acc == pytest.approx(whole[1], rel=1e-12)

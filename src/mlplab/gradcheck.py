@@ -61,13 +61,13 @@ def check_gradients(
     if model.dtype != np.float64:
         raise ValueError("gradient checks need a float64 model: float32 round-off swamps finite differences")
     rng = np.random.default_rng(seed)
-    model.forward(x, y, mode="train")
+    model.train_batch(x, y)
     analytic = {name: g.copy() for name, g in model.grads.items()}
     for name in model.weight_names:
         analytic[name] += reg * model.params[name]
 
     def objective() -> float:
-        loss, _ = model.forward(x, y, mode="eval")
+        loss, _ = model.evaluate_batch(x, y)
         return loss + model.regularization(reg)
 
     results = []

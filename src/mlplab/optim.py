@@ -1,4 +1,10 @@
-"""Optimizers: a base class applies L2 and walks the parameters; each optimizer writes only its update rule."""
+"""Optimizers: a base class adds L2 and walks the parameters; each optimizer writes only its update rule.
+
+The gradients they read (`model.grads`, left by `train_batch`) are never written: the L2 term g + reg·W is formed
+in the optimizer's own scratch. Plain SGD has a fused fast path, `Network.sgd_step`, that the training loop takes
+only for `SGD` itself with momentum 0 (`SGD.fuses_into_backward`); any subclass overriding `update` or `step` is
+stepped through `step` and its own rule, always.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +23,19 @@ class Optimizer:
         self.state: dict[str, dict[str, np.ndarray]] = {}
 
     def step(self, model: Model) -> None:
-        """One update of every parameter from the gradients the last training forward pass left."""
+        """One update of every parameter from the gradients the last `train_batch` left (which stay unchanged)."""
         for name, param in model.params.items():
             grad = model.grads[name]
             if self.reg and name in model.weight_names:
-                decay = np.multiply(param, self.reg, out=self.slot(name, "scratch", param))
-                grad += decay
+                regularized = np.multiply(param, self.reg, out=self.slot(name, "l2", param))
+                regularized += grad
+                grad = regularized
             self.update(name, param, grad)
+
+    @property
+    def fuses_into_backward(self) -> bool:
+        """Whether a step may be fused into the backward pass as `Network.sgd_step(x, y, lr, reg)` instead."""
+        return False
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
         """Change `param` in place from its regularized gradient."""
@@ -48,17 +60,19 @@ class SGD(Optimizer):
         self.momentum = momentum
         self.nesterov = nesterov
 
-    def step(self, model: Model) -> None:
-        if self.momentum:
-            super().step(model)
-            return
-        # θ − lr·(g + reg·θ) = (1 − lr·reg)·θ − lr·g: for a gradient the model kept as factors this whole step is
-        # one GEMM (see Gradients), the largest saving of a training step after the products themselves.
-        for name, param in model.params.items():
-            shrink = 1.0 - self.lr * self.reg if name in model.weight_names else 1.0
-            model.grads.scaled_add(name, param, -self.lr, shrink)
+    @property
+    def fuses_into_backward(self) -> bool:
+        """Plain SGD of this very class: θ − lr·(g + reg·θ) = (1 − lr·reg)·θ − lr·g, one GEMM per dense parameter.
+
+        A subclass that overrides `update` or `step` is never fused, so its own rule is what runs.
+        """
+        cls = type(self)
+        return not self.momentum and cls.update is SGD.update and cls.step is Optimizer.step
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        if not self.momentum:
+            param -= self.lr * grad
+            return
         velocity = self.slot(name, "velocity", param)
         velocity *= self.momentum
         velocity -= self.lr * grad

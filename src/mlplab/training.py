@@ -94,7 +94,7 @@ def evaluate(
         x, y = xs[start : start + batch_size], split.y[start : start + batch_size]
         if transform is not None:
             x = transform.eval(x.copy())
-        loss, acc = model.forward(x, y, mode="eval")
+        loss, acc = model.evaluate_batch(x, y)
         total_loss += loss * len(y)
         total_hits += acc * len(y)
     n = max(len(split), 1)
@@ -135,11 +135,15 @@ def train_epoch(
             x = transform.train(x, augment_rng)
         if lr_at is not None:
             optimizer.lr = lr_at(stats.steps)
-        loss, acc = model.forward(x, y, mode="train")
+        if optimizer.fuses_into_backward:  # plain SGD: the update rides in the backward pass's products
+            loss, acc = model.sgd_step(x, y, optimizer.lr, optimizer.reg)
+        else:
+            loss, acc = model.train_batch(x, y)
         if not math.isfinite(loss):
             stats.diverged = True
             break
-        optimizer.step(model)
+        if not optimizer.fuses_into_backward:
+            optimizer.step(model)
         stats.loss_sum += loss
         stats.hits += acc * len(y)
         stats.steps += 1

@@ -1,0 +1,47 @@
+"""The layer engine every model stands on: small forward/backward pieces chained by a `Network`.
+
+Adding a layer kind is one file in this package, its forward beside its backward. The contract (`base.Layer`):
+
+* `__init__` registers each parameter with `self.add_param(local_name, value)`, which also makes its gradient
+  buffer `self.grads[local_name]`. `weight_names` lists the local names that are weight matrices: L2 (`reg`) and
+  AdamW's weight decay apply to those only, never to biases or other params.
+* `output_shape(input_shape)` maps one sample's shape to the output's (no batch axis), raising `MlplabError` on a
+  mismatch; `Network` chains it from the input shape to check the layers fit together. Inputs are (N, features)
+  for dense layers; nothing assumes 2-D, so (N, C, H, W) tensors pass through layers that take them.
+* `forward(x, train)` returns the output for batch x. With `train` it keeps what backward needs (a reference to
+  x, its own output, a mask). It never modifies x, and writes its output into `self.scratch(key, shape)`: arrays
+  kept per shape (so per batch size), so a training step allocates nothing of size. The output is valid until the
+  layer's next forward.
+* `backward(dy, need_dx)` writes d(loss)/d(param) into `self.grads` (overwriting, never accumulating) and returns
+  d(loss)/dx in its own scratch, or None when `need_dx` is false (the first layer with params: nobody needs the
+  gradient of the input). It never modifies dy.
+* `backward_sgd(dy, need_dx, lr, l2)` is optional: the base class runs backward and then plain SGD; a layer may
+  fold the update into its products instead (Dense does), for `Network.sgd_step`.
+
+Global names: the k-th layer that has params exposes them as local name + k (W1, b1 for the first Dense, W2, b2
+for the second), which is what model files and optimizers see.
+"""
+
+from mlplab.layers.activation import ACTIVATIONS, Activation, ReLU, Sigmoid, Softsign, Tanh, activation
+from mlplab.layers.base import Layer
+from mlplab.layers.dense import INITS, Dense
+from mlplab.layers.dropout import Dropout
+from mlplab.layers.network import Gradients, Network
+from mlplab.layers.softmax_cross_entropy import SoftmaxCrossEntropy
+
+__all__ = [
+    "ACTIVATIONS",
+    "INITS",
+    "Activation",
+    "Dense",
+    "Dropout",
+    "Gradients",
+    "Layer",
+    "Network",
+    "ReLU",
+    "Sigmoid",
+    "SoftmaxCrossEntropy",
+    "Softsign",
+    "Tanh",
+    "activation",
+]

@@ -1,0 +1,63 @@
+"""The layer contract: named params and grads, forward(x, train) → y, backward(dy) → dx, reused scratch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+MAX_SCRATCH = 64
+"""Scratch arrays a layer keeps before dropping them all (batch sizes seen in one run are few)."""
+
+
+class Layer:
+    """One differentiable piece of a network; see the package docstring for the contract."""
+
+    weight_names: tuple[str, ...] = ()
+    """Local names of the params that are weight matrices: L2 and weight decay apply to them, never to the rest."""
+
+    def __init__(self, dtype: str | np.dtype = "float32") -> None:
+        self.dtype = np.dtype(dtype)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._scratch: dict[tuple[str, Shape], np.ndarray] = {}
+
+    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register a parameter and a zeroed gradient buffer of its shape (written by every backward)."""
+        self.params[name] = np.ascontiguousarray(value, self.dtype)
+        self.grads[name] = np.zeros_like(self.params[name])
+        return self.params[name]
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The shape of one sample's output for one sample's input shape (no batch axis); default: unchanged."""
+        return input_shape
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        """The layer's output for batch `x`; in training, also keep what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """Write d(loss)/d(param) into `grads` and return d(loss)/dx (None when `need_dx` is false)."""
+        raise NotImplementedError
+
+    def backward_sgd(self, dy: np.ndarray, need_dx: bool, lr: float, l2: float) -> np.ndarray | None:
+        """backward, then θ ← θ − lr·(g + l2·θ) for weights (l2 = 0 for other params); returns dx.
+
+        The fast path of plain SGD (see `Network.sgd_step`). A layer may fold it into its products (Dense does:
+        one GEMM per parameter, no gradient written); this generic version is correct for any layer.
+        """
+        dx = self.backward(dy, need_dx)
+        for name, param in self.params.items():
+            if l2 and name in self.weight_names:
+                param *= 1.0 - lr * l2
+            param -= lr * self.grads[name]
+        return dx
+
+    def scratch(self, key: str, shape: Shape) -> np.ndarray:
+        """A work array of `shape`, kept between calls: a training step allocates nothing of size."""
+        buffer = self._scratch.get((key, shape))
+        if buffer is None:
+            if len(self._scratch) >= MAX_SCRATCH:
+                self._scratch.clear()
+            buffer = self._scratch[key, shape] = np.empty(shape, self.dtype)
+        return buffer

@@ -1,0 +1,37 @@
+"""Inverted dropout: in training each unit is kept with probability 1 − p and scaled by 1/(1 − p); eval: identity."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlplab.errors import MlplabError
+from mlplab.layers.base import Layer
+
+
+class Dropout(Layer):
+    """Masks drawn from `rng` (shared by a network's dropout layers, so a seeded network drops the same units)."""
+
+    def __init__(self, p: float, rng: np.random.Generator, dtype: str | np.dtype = "float32") -> None:
+        if not 0.0 <= p < 1.0:
+            raise MlplabError(f"dropout must be in [0, 1), got {p}")
+        super().__init__(dtype)
+        self.p = p
+        self.rng = rng
+        self.mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, train: bool) -> np.ndarray:
+        if not train or self.p == 0:
+            self.mask = None
+            return x
+        mask = self.rng.random(x.shape, dtype=self.dtype, out=self.scratch("mask", x.shape))
+        np.greater_equal(mask, self.p, out=mask)
+        mask *= self.dtype.type(1.0 / (1.0 - self.p))
+        self.mask = mask
+        return np.multiply(x, mask, out=self.scratch("y", x.shape))
+
+    def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        if not need_dx:
+            return None
+        if self.mask is None:
+            return dy
+        return np.multiply(dy, self.mask, out=self.scratch("dx", dy.shape))

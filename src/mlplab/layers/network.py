@@ -1,0 +1,118 @@
+"""A network: layers chained in order, ending in softmax cross-entropy, with params and grads by global name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from mlplab.errors import MlplabError
+from mlplab.layers.base import Layer, Shape
+from mlplab.layers.softmax_cross_entropy import SoftmaxCrossEntropy
+
+
+class Gradients(Mapping[str, np.ndarray]):
+    """The gradient of the last `train_batch` per global parameter name: plain arrays, readable until changed.
+
+    Optimizers read them and never write them. After a fused `sgd_step` (which applies its gradients without
+    writing them down) reading one raises rather than returning a stale array.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self._arrays = arrays
+        self.written = True
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if not self.written and name in self._arrays:
+            raise RuntimeError(
+                f"no gradient of {name}: the last step was a fused sgd_step, which applies gradients without "
+                "writing them; use train_batch to compute readable gradients"
+            )
+        return self._arrays[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._arrays
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
+class Network:
+    """layers[0] → … → layers[-1] → softmax cross-entropy; see the package docstring for the layer contract.
+
+    Parameter names are global: a layer's local name plus the 1-based position of the layer among those that have
+    params (Dense's W and b in the first such layer are W1 and b1, in the second W2 and b2, …).
+    """
+
+    def __init__(self, layers: Sequence[Layer], input_shape: Shape, dtype: str | np.dtype = "float32") -> None:
+        self.dtype = np.dtype(dtype)
+        self.layers = list(layers)
+        self.loss = SoftmaxCrossEntropy()
+        self.params: dict[str, np.ndarray] = {}
+        grads: dict[str, np.ndarray] = {}
+        weights: list[str] = []
+        self._owners: list[tuple[Layer, dict[str, str]]] = []  # per layer: local name → global name
+        shape = tuple(input_shape)
+        position = 0
+        for layer in self.layers:
+            if layer.dtype != self.dtype:
+                raise MlplabError(f"{type(layer).__name__} computes in {layer.dtype}, the network in {self.dtype}")
+            shape = layer.output_shape(shape)
+            names = {}
+            if layer.params:
+                position += 1
+                names = {local: f"{local}{position}" for local in layer.params}
+            for local, name in names.items():
+                self.params[name] = layer.params[local]
+                grads[name] = layer.grads[local]
+                if local in layer.weight_names:
+                    weights.append(name)
+            self._owners.append((layer, names))
+        self.output_shape = shape
+        self.weight_names = tuple(weights)
+        self.grads = Gradients(grads)
+        # Layers before the first one with params need no backward at all, and that one needs no dx.
+        self._first_trained = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """The logits of batch x (a buffer the next call reuses); `train` keeps what backward needs, drops units."""
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Forward and backward on a training batch: (mean loss, accuracy), and d(mean loss)/dθ in `grads`."""
+        loss, hits, dz = self.loss.loss_and_grad(self.forward(x, train=True), y)
+        for i in range(len(self.layers) - 1, self._first_trained - 1, -1):
+            dz = self.layers[i].backward(dz, need_dx=i > self._first_trained)
+        self.grads.written = True
+        return loss, hits / len(y)
+
+    def sgd_step(self, x: np.ndarray, y: np.ndarray, lr: float, reg: float = 0.0) -> tuple[float, float]:
+        """Plain SGD fused into the backward pass: θ ← θ − lr·(g + reg·θ) (reg on weight matrices only).
+
+        The fast path of `optim.SGD` without momentum: each layer applies its gradient as it goes (a dense layer
+        in one GEMM per parameter), so no gradient is written and `grads` is unreadable until the next
+        `train_batch`. Returns (mean loss, accuracy) before the step.
+        """
+        loss, hits, dz = self.loss.loss_and_grad(self.forward(x, train=True), y)
+        self.grads.written = False
+        for i in range(len(self.layers) - 1, self._first_trained - 1, -1):
+            dz = self.layers[i].backward_sgd(dz, i > self._first_trained, lr, reg)
+        return loss, hits / len(y)
+
+    def evaluate_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean loss, accuracy) of a batch in evaluation mode (no dropout), leaving `grads` alone."""
+        total, hits = self.loss.loss(self.forward(x, train=False), y)
+        return total / len(y), hits / len(y)
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """Class scores (pre-softmax) of a batch in evaluation mode, in a new array."""
+        return self.forward(x, train=False).copy()
+
+    def regularization(self, reg: float) -> float:
+        """reg/2·Σ‖W‖² over the weight matrices (never biases): the L2 part of the objective J."""
+        return 0.5 * reg * sum(float(np.sum(self.params[n] ** 2, dtype=np.float64)) for n in self.weight_names)
