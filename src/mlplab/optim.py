@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlplab import kernels
 from mlplab.models.base import Model
 
 
@@ -70,17 +71,12 @@ class SGD(Optimizer):
         return not self.momentum and cls.update is SGD.update and cls.step is Optimizer.step
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+        lr = param.dtype.type(self.lr)
         if not self.momentum:
-            param -= self.lr * grad
+            kernels.sgd(param, grad, lr)
             return
         velocity = self.slot(name, "velocity", param)
-        velocity *= self.momentum
-        velocity -= self.lr * grad
-        if self.nesterov:
-            param += self.momentum * velocity
-            param -= self.lr * grad
-        else:
-            param += velocity
+        kernels.momentum(param, grad, velocity, lr, param.dtype.type(self.momentum), self.nesterov)
 
 
 class Adam(Optimizer):
@@ -101,24 +97,27 @@ class Adam(Optimizer):
         super().step(model)
 
     def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
-        m = self.slot(name, "m", param)
-        v = self.slot(name, "v", param)
-        scratch = self.slot(name, "scratch", param)  # reused every step: no allocation in the hot loop
-        m *= self.beta1
-        np.multiply(grad, 1.0 - self.beta1, out=scratch)
-        m += scratch
-        v *= self.beta2
-        np.multiply(grad, grad, out=scratch)
-        scratch *= 1.0 - self.beta2
-        v += scratch
-        # lr·m̂/(√v̂ + ε) with both corrections folded into one step size and one ε.
+        # lr·m̂/(√v̂ + ε) with both corrections folded into one step size and one ε; one pass per parameter.
         correction2 = np.sqrt(1.0 - self.beta2**self.t)
         step_size = self.lr * correction2 / (1.0 - self.beta1**self.t)
-        np.sqrt(v, out=scratch)
-        scratch += self.eps * correction2
-        np.divide(m, scratch, out=scratch)
-        scratch *= step_size
-        param -= scratch
+        t = param.dtype.type
+        kernels.adam(
+            param,
+            grad,
+            self.slot(name, "m", param),
+            self.slot(name, "v", param),
+            t(self.beta1),
+            t(1.0 - self.beta1),
+            t(self.beta2),
+            t(1.0 - self.beta2),
+            t(step_size),
+            t(self.eps * correction2),
+            t(self.decay(name)),
+        )
+
+    def decay(self, name: str) -> float:
+        """The factor θ is multiplied by before the step: 1 (Adam has no decoupled decay)."""
+        return 1.0
 
 
 class AdamW(Adam):
@@ -141,7 +140,6 @@ class AdamW(Adam):
         self.decayed = model.weight_names
         super().step(model)
 
-    def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
-        if self.weight_decay and name in self.decayed:
-            param *= 1.0 - self.lr * self.weight_decay
-        super().update(name, param, grad)
+    def decay(self, name: str) -> float:
+        """1 − lr·λ for weight matrices, 1 for biases."""
+        return 1.0 - self.lr * self.weight_decay if self.weight_decay and name in self.decayed else 1.0

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlplab import kernels
 from mlplab.errors import MlplabError
 from mlplab.layers.base import Layer
 
 
 class Activation(Layer):
-    """y = f(x) elementwise; dx = dy · f'(x), with f' written in terms of y."""
+    """y = f(x) elementwise; dx = dy · f'(x), with f' written in terms of y.
+
+    Forward passes stay NumPy calls (its tanh is vectorized; a compiled loop calls the scalar libm one); the
+    backward passes that NumPy needs several calls for are one compiled pass.
+    """
 
     def __init__(self, dtype: str | np.dtype = "float32") -> None:
         super().__init__(dtype)
@@ -44,8 +49,7 @@ class ReLU(Activation):
         return np.maximum(x, 0, out=out)
 
     def apply_grad(self, dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
-        np.greater(y, 0, out=out)
-        out *= dy
+        kernels.relu_grad(dy, y, out)
         return out
 
 
@@ -60,9 +64,7 @@ class Sigmoid(Activation):
         return out
 
     def apply_grad(self, dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
-        np.multiply(y, y, out=out)
-        np.subtract(y, out, out=out)
-        out *= dy
+        kernels.sigmoid_grad(dy, y, out)
         return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlplab import kernels
 from mlplab.errors import MlplabError
 from mlplab.layers.base import Layer
 
@@ -24,10 +25,11 @@ class Dropout(Layer):
             self.mask = None
             return x
         mask = self.rng.random(x.shape, dtype=self.dtype, out=self.scratch("mask", x.shape))
-        np.greater_equal(mask, self.p, out=mask)
-        mask *= self.dtype.type(1.0 / (1.0 - self.p))
+        y = self.scratch("y", x.shape)
+        t = self.dtype.type
+        kernels.dropout(x, mask, t(self.p), t(1.0 / (1.0 - self.p)), y)  # mask: uniforms → 0 or 1/(1 − p)
         self.mask = mask
-        return np.multiply(x, mask, out=self.scratch("y", x.shape))
+        return y
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         if not need_dx:
