@@ -307,7 +307,7 @@ class Value:
 
     def reshape(self, *shape: int | tuple[int, ...]) -> Value:
         """Same data, new shape (``reshape(2, 3)`` or ``reshape((2, 3))``)."""
-        new = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
+        new: Any = shape[0] if len(shape) == 1 and isinstance(shape[0], tuple | list) else shape
         old = self.shape
         return _node(
             self.data.reshape(new), (self,), "reshape", vjp=lambda g: (g.reshape(old),), jvp=lambda t: t.reshape(new)

@@ -148,7 +148,7 @@ def export_file(model_path: str | Path, out: str | Path) -> Path:
 
     model, meta = Model.load(model_path)
     pixel_max = float(meta.get("pixel_max", 255.0))
-    keep = {k: meta[k] for k in ("dataset", "best_epoch") if k in meta}
+    keep: dict[str, Any] = {k: meta[k] for k in ("dataset", "best_epoch") if k in meta}
     proto = export_model(model, pixel_max, keep)
     out = Path(out)
     if out.is_dir():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -21,38 +23,44 @@ def sigmoid_grad_from_output(s: np.ndarray) -> np.ndarray:
 
 def relu(z: np.ndarray) -> np.ndarray:
     """max(z, 0)."""
-    return np.maximum(z, 0)
+    out: np.ndarray = np.maximum(z, 0)
+    return out
 
 
 def relu_grad(z: np.ndarray) -> np.ndarray:
     """Derivative of ReLU: 1 where z > 0, else 0 (the subgradient 0 at z = 0)."""
-    return (z > 0).astype(z.dtype)
+    out: np.ndarray = (z > 0).astype(z.dtype)
+    return out
 
 
 def tanh(z: np.ndarray) -> np.ndarray:
     """Hyperbolic tangent."""
-    return np.tanh(z)
+    out: np.ndarray = np.tanh(z)
+    return out
 
 
 def tanh_grad_from_output(t: np.ndarray) -> np.ndarray:
     """tanh'(z) in terms of t = tanh(z): 1 − t²."""
-    return 1.0 - t * t
+    out: np.ndarray = 1.0 - t * t
+    return out
 
 
 def softsign(z: np.ndarray) -> np.ndarray:
     """Softsign z/(1+|z|): zero-centred like tanh, with polynomial tails."""
-    return z / (1.0 + np.abs(z))
+    out: np.ndarray = z / (1.0 + np.abs(z))
+    return out
 
 
 def softsign_grad(z: np.ndarray) -> np.ndarray:
     """Derivative of softsign: 1/(1+|z|)²."""
     d = 1.0 + np.abs(z)
-    return 1.0 / (d * d)
+    out: np.ndarray = 1.0 / (d * d)
+    return out
 
 
 def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     """Row-wise softmax, shifted by the row max so exp never overflows."""
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    e: np.ndarray = np.exp(z - z.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
@@ -60,7 +68,8 @@ def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
 def log_softmax(z: np.ndarray) -> np.ndarray:
     """log(softmax(z)) via log-sum-exp, finite for any finite z."""
     shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    out: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return out
 
 
 def cross_entropy(probs: np.ndarray, y: np.ndarray) -> float:
@@ -132,7 +141,9 @@ def accuracy(scores: np.ndarray, y: np.ndarray) -> float:
     return float((scores.argmax(axis=1) == y).mean())
 
 
-ACTIVATIONS = {
+Activation = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]
+
+ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": (sigmoid, lambda z, a: sigmoid_grad_from_output(a)),
     "tanh": (tanh, lambda z, a: tanh_grad_from_output(a)),
     "relu": (relu, lambda z, a: relu_grad(z)),

@@ -22,7 +22,8 @@ class ParamCheck:
 
 def relative_error(analytic: np.ndarray, numeric: np.ndarray, floor: float = 1e-10) -> np.ndarray:
     """|a − n| / max(|a| + |n|, floor), elementwise: scale-free, and finite where both are 0."""
-    return np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
+    error: np.ndarray = np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
+    return error
 
 
 def numeric_gradient(

@@ -135,7 +135,7 @@ def softmax_jacobian_claim(
     forward = ad.jacobian(softmax_ops, z, mode="forward")
     fd = numeric_jacobian(softmax, z)
     d_rev, d_fwd, d_fd = (float(np.max(np.abs(closed - j))) for j in (reverse, forward, fd))
-    numbers = {"max|formula-reverse|": d_rev, "max|formula-forward|": d_fwd, "max|formula-FD|": d_fd}
+    numbers: Numbers = {"max|formula-reverse|": d_rev, "max|formula-forward|": d_fwd, "max|formula-FD|": d_fd}
     return numbers, d_rev < 1e-12 and d_fwd < 1e-12 and d_fd < 1e-8
 
 
@@ -286,7 +286,11 @@ def topological_claim() -> tuple[Numbers, bool]:
     graph = ad.topological_order(ad.sin(x) * x + ad.exp(x))
     pos_v = {id(node): k for k, node in enumerate(graph)}
     graph_ok = all(pos_v[id(p)] < pos_v[id(node)] for node in graph for p in node.parents)
-    numbers = {"edges checked": checked, "order violations": violations, "cycles rejected": f"{rejected}/{cyclic}"}
+    numbers: Numbers = {
+        "edges checked": checked,
+        "order violations": violations,
+        "cycles rejected": f"{rejected}/{cyclic}",
+    }
     return numbers, violations == 0 and checked > 0 and rejected == cyclic > 0 and graph_ok
 
 
@@ -399,7 +403,7 @@ def softsign_claim() -> tuple[Numbers, bool]:
         "mean sigmoid(N(0,1))": mean_sigmoid,
     }
     ok = odd == 0.0 and formula_gap < 1e-15 and far < 1e-5 and abs(mean_softsign) < 0.02
-    return numbers, ok and abs(mean_sigmoid - 0.5) < 0.02 and np.all(np.diff(slope[x > 0]) < 0)
+    return numbers, bool(ok and abs(mean_sigmoid - 0.5) < 0.02 and np.all(np.diff(slope[x > 0]) < 0))
 
 
 @claim(12, "forward and reverse mode give the same Jacobian", "problem-set f1, f2 at (1, 2): both modes, formula, FD")
@@ -453,13 +457,13 @@ def sgd_claim(eta: float = 0.1) -> tuple[Numbers, bool]:
     w0 = float(grid[k])
     w_sgd = w0 - eta * len(terms) * float(grads[i](w0))
     w_gd = w0 - eta * float(np.sum([g(w0) for g in grads]))
-    numbers = {
+    numbers: Numbers = {
         "w": w0,
         "term": f"f{i + 1}",
         "f before": full(w0),
         "f after SGD": full(w_sgd),
         "f after GD": full(w_gd),
-        "share of (w,i) that rise": np.mean(rises > 0),
+        "share of (w,i) that rise": float(np.mean(rises > 0)),
     }
     return numbers, full(w_sgd) > full(w0) and full(w_gd) <= full(w0)
 

@@ -127,9 +127,12 @@ def train_epoch(
     `lr_at(i)` sets the learning rate of the epoch's i-th step; `on_step(loss)` runs after each update and ends
     the epoch by returning True.
     """
+    if transform is not None and augment_rng is None:
+        raise ValueError("train_epoch: a transform needs augment_rng, its own generator")
     stats = EpochStats()
     for x, y in batches(split, batch_size, scale, model.dtype, rng):
         if transform is not None:
+            assert augment_rng is not None
             x = transform.train(x, augment_rng)
         if lr_at is not None:
             optimizer.lr = lr_at(stats.steps)

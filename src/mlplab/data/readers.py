@@ -5,12 +5,13 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mlplab.errors import DataError
 
-IDX_DTYPES = {
+IDX_DTYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
@@ -51,7 +52,8 @@ def read_idx(path: str | Path) -> np.ndarray:
         what = "truncated" if len(data) < expected else "has trailing bytes"
         raise DataError(f"{path}: {what}: {len(data)} bytes, the header {shape} needs {expected}")
     array = np.frombuffer(data, dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="), copy=False)
+    native: np.ndarray = array.astype(dtype.newbyteorder("="), copy=False)
+    return native
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> None:

@@ -71,9 +71,9 @@ def sweep_commentary(key: str, runs: dict[str, dict[str, Any]]) -> list[str]:
         lines.append(f"The weakest, {names}, {verb} {percent(low)} on validation{level}.")
     test_ranked = sorted(scored, key=lambda label: scored[label]["test_acc"] or 0.0, reverse=True)
     if len(ranked) > 1 and test_ranked[0] != best:
-        lead = (scored[test_ranked[0]]["test_acc"] or 0.0) - (top["test_acc"] or 0.0)
+        test_lead = (scored[test_ranked[0]]["test_acc"] or 0.0) - (top["test_acc"] or 0.0)
         lines.append(
-            f"On the test set {key} = {test_ranked[0]} would rank first (by {points(lead)}); "
+            f"On the test set {key} = {test_ranked[0]} would rank first (by {points(test_lead)}); "
             "the choice above is made on validation only."
         )
     lines += _failures(key, runs_summary)
@@ -234,7 +234,7 @@ def randomization_commentary(results: Results, num_classes: int = 10) -> list[st
         parts = ", ".join(f"{r['condition']} {steps(r)} (test {percent(r['test_acc'])})" for r in noise)
         line = f"Random inputs: {parts}."
         fast = all(r["steps_to_fit"] for r in noise) and random is not None and random["steps_to_fit"]
-        if fast and max(r["steps_to_fit"] for r in noise) < random["steps_to_fit"]:
+        if fast and random is not None and max(r["steps_to_fit"] for r in noise) < random["steps_to_fit"]:
             line += (
                 " Noise is memorized sooner than random labels on real images, as in the paper: noise inputs lie far "
                 "apart, whereas real images given different random classes still resemble each other."

@@ -59,7 +59,9 @@ def condition_names(
     by_level = []
     if "partial" in wanted:
         by_level = ["true-labels" if p == 0 else "random-labels" if p == 1 else f"{PARTIAL}{p:g}" for p in levels]
-    label_runs = sorted({*(c for c in conditions if c in LABEL_CONDITIONS), *by_level}, key=corruption_level)
+    label_runs = sorted(
+        {*(c for c in conditions if c in LABEL_CONDITIONS), *by_level}, key=lambda c: corruption_level(c) or 0.0
+    )
     return label_runs + [c for c in IMAGE_CONDITIONS if c in wanted]
 
 

@@ -32,7 +32,7 @@ SGD_MOMENTUM = 0.9
 MAX_STEPS = 60_000
 LOSS_WINDOW = 10
 """results.json keeps the training loss as the mean over each run of this many steps."""
-QUICK = {"subset": 5000, "max_steps": 4000}
+QUICK: dict[str, int] = {"subset": 5000, "max_steps": 4000}
 """What --quick changes: a subset of the training images and a step budget that fits them all in minutes."""
 
 
@@ -114,7 +114,13 @@ def load_dataset(settings: Settings) -> Dataset:
 
 def quick_settings(base: dict[str, Any]) -> Settings:
     """`mlplab randomize --quick` on a training config's data and seed."""
-    return Settings(dataset=base["dataset"], data_dir=base.get("data_dir"), seed=base["seed"], **QUICK)
+    return Settings(
+        dataset=base["dataset"],
+        data_dir=base.get("data_dir"),
+        seed=base["seed"],
+        subset=QUICK["subset"],
+        max_steps=QUICK["max_steps"],
+    )
 
 
 def loss_curve(step_loss: list[float], window: int) -> dict[str, list]:

@@ -300,7 +300,7 @@ def top_table(result: TuneResult, space: dict[str, Param], top: int = TOP) -> Ta
     complete = [
         t for t in result.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None
     ]
-    ranked = sorted(complete, key=lambda t: (-t.value, t.number))[:top]
+    ranked = sorted(complete, key=lambda t: (-(t.value or 0.0), t.number))[:top]
     rows = [
         [
             str(rank),

@@ -48,7 +48,7 @@ class Model(Network):
         arrays = {f"param/{name}": p for name, p in self.params.items()}
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, __header__=np.array(json.dumps(header)), **arrays)
+        np.savez(tmp, allow_pickle=False, __header__=np.array(json.dumps(header)), **arrays)
         tmp.replace(path)
 
     @staticmethod
