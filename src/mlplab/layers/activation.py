@@ -46,7 +46,8 @@ class ReLU(Activation):
     """max(x, 0); f' = 1 where y > 0, else 0 (the subgradient 0 at x = 0)."""
 
     def apply(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        return np.maximum(x, 0, out=out)
+        np.maximum(x, 0, out=out)
+        return out
 
     def apply_grad(self, dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
         kernels.relu_grad(dy, y, out)
@@ -72,7 +73,8 @@ class Tanh(Activation):
     """tanh(x); f' = 1 − y²."""
 
     def apply(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        return np.tanh(x, out=out)
+        np.tanh(x, out=out)
+        return out
 
     def apply_grad(self, dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
         np.multiply(y, y, out=out)

@@ -15,10 +15,9 @@ def initial_weight(rng: np.random.Generator, fan_in: int, fan_out: int, init: st
     """He: N(0, 2/fan_in), suits ReLU; Xavier (Glorot): N(0, 2/(fan_in+fan_out)); assignment: 0.001·N(0, 1)."""
     if init not in INITS:
         raise MlplabError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-    if init == "assignment":
-        return 0.001 * rng.standard_normal((fan_in, fan_out))
-    std = np.sqrt(2.0 / fan_in) if init == "he" else np.sqrt(2.0 / (fan_in + fan_out))
-    return std * rng.standard_normal((fan_in, fan_out))
+    std = 0.001 if init == "assignment" else np.sqrt(2.0 / fan_in if init == "he" else 2.0 / (fan_in + fan_out))
+    weights: np.ndarray = std * rng.standard_normal((fan_in, fan_out))
+    return weights
 
 
 class Dense(Layer):

@@ -36,4 +36,5 @@ class Dropout(Layer):
             return None
         if self.mask is None:
             return dy
-        return np.multiply(dy, self.mask, out=self.scratch("dx", dy.shape))
+        dx: np.ndarray = np.multiply(dy, self.mask, out=self.scratch("dx", dy.shape))
+        return dx

@@ -86,8 +86,10 @@ class Network:
     def train_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Forward and backward on a training batch: (mean loss, accuracy), and d(mean loss)/dθ in `grads`."""
         loss, hits, dz = self.loss.loss_and_grad(self.forward(x, train=True), y)
+        grad: np.ndarray | None = dz
         for i in range(len(self.layers) - 1, self._first_trained - 1, -1):
-            dz = self.layers[i].backward(dz, need_dx=i > self._first_trained)
+            assert grad is not None  # only the first trained layer passes no gradient down
+            grad = self.layers[i].backward(grad, need_dx=i > self._first_trained)
         self.grads.written = True
         return loss, hits / len(y)
 
@@ -100,8 +102,10 @@ class Network:
         """
         loss, hits, dz = self.loss.loss_and_grad(self.forward(x, train=True), y)
         self.grads.written = False
+        grad: np.ndarray | None = dz
         for i in range(len(self.layers) - 1, self._first_trained - 1, -1):
-            dz = self.layers[i].backward_sgd(dz, i > self._first_trained, lr, reg)
+            assert grad is not None  # only the first trained layer passes no gradient down
+            grad = self.layers[i].backward_sgd(grad, i > self._first_trained, lr, reg)
         return loss, hits / len(y)
 
     def evaluate_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -25,4 +25,5 @@ class SoftmaxCrossEntropy:
 
     def loss(self, z: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         """(summed loss, rows whose argmax is y) of logits z."""
-        return kernels.softmax_cross_entropy(z, y, z, False)
+        total, hits = kernels.softmax_cross_entropy(z, y, z, False)
+        return float(total), int(hits)
