@@ -9,11 +9,8 @@ with each value while the function is evaluated, like dual numbers generalised t
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -140,7 +137,7 @@ class Value:
         self._vjp: VJPRule | None = None
 
     def __repr__(self) -> str:
-        return f"Value(op={self.op or 'input'!r}, data={_brief(self.data)})"
+        return f"Value(op={self.op or 'input'!r}, data={brief(self.data)})"
 
     shape = property(lambda self: self.data.shape, doc="Shape of the data.")
     ndim = property(lambda self: self.data.ndim, doc="Number of dimensions.")
@@ -394,18 +391,18 @@ def softsign(x: Value | ArrayLike) -> Value:
     return as_value(x).softsign()
 
 
-def sum(x: Value | ArrayLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Value:
-    """Sum over axis."""
+def reduce_sum(x: Value | ArrayLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Value:
+    """Sum over axis (``x.sum(axis)`` for any input)."""
     return as_value(x).sum(axis=axis, keepdims=keepdims)
 
 
-def mean(x: Value | ArrayLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Value:
-    """Mean over axis."""
+def reduce_mean(x: Value | ArrayLike, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Value:
+    """Mean over axis (``x.mean(axis)`` for any input)."""
     return as_value(x).mean(axis=axis, keepdims=keepdims)
 
 
-def max(x: Value | ArrayLike, axis: int | None = None, keepdims: bool = False) -> Value:
-    """Maximum over axis (gradient to the first argmax)."""
+def reduce_max(x: Value | ArrayLike, axis: int | None = None, keepdims: bool = False) -> Value:
+    """Maximum over axis, gradient to the first argmax (``x.max(axis)`` for any input)."""
     return as_value(x).max(axis=axis, keepdims=keepdims)
 
 
@@ -539,45 +536,9 @@ def jacobian(f: Fn, x: Any, mode: str = "reverse") -> np.ndarray:
     raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
 
 
-# ---------------------------------------------------------------------------------------- visualisation
-def _brief(a: np.ndarray, count: int = 4) -> str:
+def brief(a: np.ndarray, count: int = 4) -> str:
     """Short text for an array: the number itself, or shape plus the first few entries."""
     if a.size == 1:
         return f"{a.item():.4g}"
     head = ", ".join(f"{v:.3g}" for v in a.ravel()[:count])
     return f"{a.shape} [{head}{', ...' if a.size > count else ''}]"
-
-
-def to_dot(root: Value) -> str:
-    """Graphviz DOT text of the graph under root: one box per node with its op, value and grad."""
-    order = topological_order(root)
-    ids = {node: f"n{i}" for i, node in enumerate(order)}
-    lines = ["digraph autodiff {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
-    for node in order:
-        name = node.op or "input"
-        parts = [f"{node.label}: {name}" if node.label else name, f"value {_brief(node.data)}"]
-        parts.append(f"grad {_brief(node.grad)}")
-        if node.tangent is not None:
-            parts.append(f"tangent {_brief(node.tangent)}")
-        text = "\\n".join(p.replace("\\", "\\\\").replace('"', '\\"') for p in parts)
-        lines.append(f'  {ids[node]} [label="{text}"];')
-    lines += [f"  {ids[p]} -> {ids[node]};" for node in order for p in node.parents]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def render(root: Value, path: str | Path) -> Path:
-    """Write the graph under root as a PNG using Graphviz's ``dot``; RuntimeError if it is missing."""
-    exe = shutil.which("dot")
-    if exe is None:
-        raise RuntimeError(
-            "Graphviz is not installed: no 'dot' executable on PATH. Install graphviz "
-            "(e.g. `apt-get install graphviz`) or render the text from to_dot() elsewhere."
-        )
-    path = Path(path)
-    done = subprocess.run(
-        [exe, "-Tpng", "-o", str(path)], input=to_dot(root), text=True, capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"dot failed with exit code {done.returncode}: {done.stderr.strip()}")
-    return path

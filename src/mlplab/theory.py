@@ -77,7 +77,7 @@ def softmax_jacobian(z: np.ndarray) -> np.ndarray:
 
 def softmax_ops(z: Value) -> Value:
     """Softmax built from autodiff ops."""
-    e = ad.exp(z - ad.max(z))
+    e = ad.exp(z - ad.reduce_max(z))
     return e / e.sum()
 
 
@@ -208,7 +208,7 @@ def level_set_claim() -> tuple[Numbers, bool]:
 
     curve = np.array([point(t) for t in thetas])
     tangents = (np.array([point(t + h) for t in thetas]) - np.array([point(t - h) for t in thetas])) / (2 * h)
-    gx, gy = ad.grad(lambda x, y: ad.sum(_level_fn(x, y)))(curve[:, 0], curve[:, 1])
+    gx, gy = ad.grad(lambda x, y: ad.reduce_sum(_level_fn(x, y)))(curve[:, 0], curve[:, 1])
     grads = np.stack([gx, gy], axis=1)
     cosines = np.abs(np.sum(tangents * grads, axis=1)) / (
         np.linalg.norm(tangents, axis=1) * np.linalg.norm(grads, axis=1)
