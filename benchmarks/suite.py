@@ -105,7 +105,20 @@ def mlplab_epoch(ds: Dataset, hidden: int, batch: int, model: TwoLayerNet | None
     return lambda: train_epoch(model, optimizer, ds.train, batch, ds.pixel_max, rng)
 
 
-def torch_epoch(ds: Dataset, hidden: int, batch: int, threads: int) -> Epoch | None:
+def torch_net(hidden: int, start: TwoLayerNet | None = None) -> Any:
+    """The Two-Layer Net in PyTorch (FC → sigmoid → FC); with `start`, holding that model's parameters."""
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.Sigmoid(), torch.nn.Linear(hidden, CLASSES))
+    if start is not None:
+        with torch.no_grad():
+            for layer, i in ((net[0], 1), (net[2], 2)):
+                layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(start.params[f"W{i}"].T)))
+                layer.bias.copy_(torch.from_numpy(start.params[f"b{i}"]))
+    return net
+
+
+def torch_epoch(ds: Dataset, hidden: int, batch: int, threads: int, net: Any = None) -> Epoch | None:
     """One epoch of the same network, loss, L2 and SGD in PyTorch (CPU, float32), or None without it."""
     try:
         import torch
@@ -115,7 +128,7 @@ def torch_epoch(ds: Dataset, hidden: int, batch: int, threads: int) -> Epoch | N
     torch.manual_seed(0)
     x = torch.from_numpy(ds.train.x.astype(np.float32) / np.float32(ds.pixel_max))
     y = torch.from_numpy(ds.train.y)
-    net = torch.nn.Sequential(torch.nn.Linear(784, hidden), torch.nn.Sigmoid(), torch.nn.Linear(hidden, CLASSES))
+    net = net if net is not None else torch_net(hidden)
     weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
     biases = [p for name, p in net.named_parameters() if name.endswith("bias")]
     opt = torch.optim.SGD([{"params": weights, "weight_decay": REG}, {"params": biases}], lr=LR)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from benchmarks import suite
 
+from mlplab import config as configs
 from mlplab.models import TwoLayerNet
 
 
@@ -16,6 +18,52 @@ def quick_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     assert suite.main(["--quick", "--out", str(out)]) == 0
     return json.loads((out / "quick.json").read_text()), (out / "quick.md").read_text()
+
+
+def synthetic(n: int = 256, seed: int = 3):
+    from mlplab.data import Dataset, Split
+
+    rng = np.random.default_rng(seed)
+    split = Split(rng.integers(0, 256, (n, 784), dtype=np.uint8), rng.integers(0, 10, n))
+    return Dataset("synthetic", split, split, split, (28, 28), 255.0, source="random")
+
+
+def test_the_contenders_train_the_configured_default():
+    # The timed step is `mlplab train`'s default run: the suite's constants are configs/two_layer.yaml's.
+    default = configs.resolve(Path(suite.REPO) / "configs" / "two_layer.yaml")
+    assert (default["learning_rate"], default["reg"]) == (suite.LR, suite.REG)
+    assert (default["batch_size"], default["hidden_size"], default["momentum"]) == (64, 128, 0.0)
+
+
+def test_pytorch_contender_computes_the_same_training_as_mlplab():
+    # A ratio of times only means something if both sides do the same work: same network, mean cross-entropy,
+    # L2 on weight matrices only and plain SGD. From the same parameters, full-batch epochs (so the shuffling
+    # does not matter) must land on the same parameters.
+    torch = pytest.importorskip("torch")
+    ds = synthetic()
+    model = TwoLayerNet(784, 16, 10, seed=0)
+    for i, p in enumerate(model.params.values()):  # weights large enough for the L2 term to show
+        p[...] = np.random.default_rng(i).normal(0.0, 0.1, p.shape)
+    net = suite.torch_net(16, start=model)
+    start = {name: p.copy() for name, p in model.params.items()}
+    ours, theirs = suite.mlplab_epoch(ds, 16, len(ds.train), model), suite.torch_epoch(ds, 16, len(ds.train), 1, net)
+    for _ in range(20):
+        ours()
+        theirs()
+    trained = {"W1": net[0].weight.T, "b1": net[0].bias, "W2": net[2].weight.T, "b2": net[2].bias}
+    for name, p in model.params.items():
+        with torch.no_grad():
+            np.testing.assert_allclose(trained[name].numpy(), p, rtol=1e-4, atol=1e-6, err_msg=name)
+        moved = np.abs(p - start[name]).max()
+        assert moved > 20 * (1e-6 + 1e-4 * np.abs(p).max()), name  # it trained, far beyond the tolerance
+
+
+def test_floor_epoch_is_two_gemms_per_step(monkeypatch):
+    calls = []
+    monkeypatch.setattr(suite, "gemm", lambda a, b, out: calls.append((a.shape, b.shape, out.shape)))
+    suite.floor_epoch(1000, 128, 64)()
+    assert len(calls) == 2 * 16  # ⌈1000 / 64⌉ steps
+    assert set(calls) == {((64, 784), (784, 128), (64, 128)), ((784, 64), (64, 128), (784, 128))}
 
 
 def test_every_measure_is_present_and_positive(quick_results):
@@ -82,11 +130,7 @@ def test_the_inlined_step_trains_exactly_like_mlplab():
     # The headroom benchmark is only meaningful if its hand-inlined step computes what mlplab's step computes.
     from benchmarks.headroom import inlined_epoch
 
-    from mlplab.data import Dataset, Split
-
-    rng = np.random.default_rng(3)
-    split = Split(rng.integers(0, 256, (256, 784), dtype=np.uint8), rng.integers(0, 10, 256))
-    ds = Dataset("synthetic", split, split, split, (28, 28), 255.0, source="random")
+    ds = synthetic()
     params: dict = {}
     inlined_epoch(ds, 16, 32, params)()
     model = TwoLayerNet(784, 16, 10, seed=0)
