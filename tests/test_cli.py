@@ -80,7 +80,9 @@ def test_train_prints_a_line_per_epoch(digits_run: tuple[Path, subprocess.Comple
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no progress bar off a terminal, no warnings
     lines = result.stdout.splitlines()
-    assert lines[0] == "TwoLayerNet on digits (1077 train / 360 val / 360 test): lr=0.5 reg=0.001 batch=16 epochs=30"
+    assert lines[0] == (
+        "TwoLayerNet on digits (1077 train / 360 val / 360 test): lr=0.2 reg=0.001 batch=8 epochs=30 momentum=0.9"
+    )
     epoch_lines = [line for line in lines if line.startswith("epoch")]
     assert len(epoch_lines) == 30 and len(lines) == 32
     metrics = read_metrics(out)
@@ -107,6 +109,7 @@ def test_train_writes_metrics_curves_and_model(digits_run: tuple[Path, subproces
     assert metrics["best_val_acc"] == max(metrics["val_acc"])
     assert metrics["best_epoch"] == metrics["val_acc"].index(max(metrics["val_acc"])) + 1
     assert metrics["test_acc"] >= 0.93
+    assert metrics["val_acc"][3] > 0.9  # learns from the first epochs, not after several at chance
     assert metrics["dataset"] == {
         "name": "digits",
         "source": "sklearn.datasets.load_digits",

@@ -40,7 +40,7 @@ def test_shipped_configs_hold_the_assignment_defaults(name: str, model: str) -> 
 def test_digits_config() -> None:
     config = configs.resolve(CONFIGS / "digits.yaml")
     settings = (config["dataset"], config["batch_size"], config["learning_rate"], config["epochs"])
-    assert settings == ("digits", 16, 0.5, 30)
+    assert settings == ("digits", 8, 0.2, 30)
 
 
 SECTIONED = """

@@ -45,6 +45,11 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
     )
 
 
+def waiting_line(running: list[optuna.trial.FrozenTrial]) -> str:
+    numbers = ", ".join(f"{t.number} ({t.user_attrs.get('owner', 'unknown')})" for t in running)
+    return f"this process's trials are done; waiting for the study's last trials, run elsewhere: {numbers}"
+
+
 def run(args: argparse.Namespace) -> int:
     import optuna
 
@@ -69,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             study_name=args.study_name,
             pruner=pruner,
             on_trial=lambda t: print(trial_line(t), flush=True),
+            on_wait=lambda running: print(waiting_line(running), flush=True),
         )
     n = counts(result.study)
     print(

@@ -29,6 +29,7 @@ from mlplab.errors import ConfigError, MlplabError
 from mlplab.experiments.executors import Executor, cached_dataset, check_dataset_reachable, train_in_worker
 from mlplab.experiments.search_space import SAMPLERS, Param
 from mlplab.experiments.store import RunOutcome, RunStore, curves_png, summarize
+from mlplab.experiments.study_storage import driver_url, storage_lock, wait_for_others
 from mlplab.plots import save_figure
 from mlplab.report import Table, percent
 from mlplab.run import metrics_dict, write_json
@@ -78,16 +79,20 @@ def default_storage(out: Path) -> str:
 def open_study(
     storage: str, name: str, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner
 ) -> optuna.Study:
-    """Create the study, or load it to resume; any Optuna RDB URL (sqlite:///…, postgresql://…, mysql://…)."""
+    """Create the study, or load it to resume; any Optuna RDB URL (sqlite:///…, postgresql://…, mysql://…).
+
+    Under the storage's lock, so that processes opening a fresh database at once do not both create its tables.
+    """
     try:
-        return optuna.create_study(
-            storage=storage,
-            study_name=name,
-            sampler=sampler,
-            pruner=pruner,
-            direction="maximize",
-            load_if_exists=True,
-        )
+        with storage_lock(storage):
+            return optuna.create_study(
+                storage=driver_url(storage),
+                study_name=name,
+                sampler=sampler,
+                pruner=pruner,
+                direction="maximize",
+                load_if_exists=True,
+            )
     except ImportError as exc:
         raise MlplabError(f"storage {storage}: a database driver is missing ({exc})") from None
     except Exception as exc:  # SQLAlchemy's and Optuna's errors for bad URLs and unreachable servers
@@ -215,26 +220,38 @@ def run_study(
     study_name: str = "mlplab",
     pruner: optuna.pruners.BasePruner | None = None,
     on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+    on_wait: Callable[[list[optuna.trial.FrozenTrial]], None] | None = None,
 ) -> TuneResult:
-    """Run trials until the study holds `trials` finished ones, telling each as it arrives; resumable."""
+    """Run trials until the study holds `trials` finished ones, telling each as it arrives; resumable.
+
+    Several processes (on one machine or many) may run the same study at once: they share the trial budget, each
+    asks for its trials under the storage's lock, and each waits for the others' last trials (`on_wait` hears of
+    them) before reporting, so all report the same study.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_dataset_reachable(base)
     storage = storage or default_storage(out)
     pruner = pruner if pruner is not None else default_pruner()
     study = open_study(storage, study_name, make_sampler(sampler, space, base["seed"]), pruner)
+    next_number = len(study.trials)
     if sampler != "grid":  # a resumed seeded sampler must not replay the first trials' draws
-        study.sampler = make_sampler(sampler, space, base["seed"] + len(study.trials))
+        study.sampler = make_sampler(sampler, space, base["seed"] + next_number)
     requeue_interrupted(study)
     store = RunStore(out / "trials")
     tag = owner()
     in_flight: dict[Any, tuple[optuna.Trial, dict[str, Any]]] = {}
     while True:
-        while len(in_flight) < executor.slots and budget_left(study, trials) > 0:
-            if sampler == "grid" and not grid_left(study, space):
-                break
-            trial = study.ask()
-            trial.set_user_attr("owner", tag)
+        while len(in_flight) < executor.slots:
+            with storage_lock(storage):  # another process must not take the same last unit of budget
+                if budget_left(study, trials) <= 0 or (sampler == "grid" and not grid_left(study, space)):
+                    break
+                trial = study.ask()
+                trial.set_user_attr("owner", tag)
+            if sampler != "grid" and trial.number != next_number:
+                # Another process asked in between and drew with the same seed: draw from trial number's own.
+                study.sampler = make_sampler(sampler, space, base["seed"] + trial.number)
+            next_number = trial.number + 1
             config = {**base, **suggest_all(study, trial, space)}
             title = f"trial {trial.number}: {_params_text(trial.params)}"
             in_flight[executor.submit(trial_task, config, pruner, pruning_snapshot(study), title)] = (trial, config)
@@ -252,6 +269,7 @@ def run_study(
             frozen = record(study, trial, outcome, store)
             if on_trial:
                 on_trial(frozen)
+    wait_for_others(study, tag, _dead, on_wait)
     result = TuneResult(study, out, storage)
     write_outputs(result, space)
     return result
