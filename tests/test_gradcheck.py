@@ -75,7 +75,16 @@ def test_sampling_covers_small_and_samples_large():
 
 @pytest.mark.parametrize(
     "args",
-    [["softmax"], ["two_layer"], ["mlp"], ["mlp", "--activation", "relu"], ["mlp", "--activation", "softsign"]],
+    [
+        ["softmax"],
+        ["two_layer"],
+        ["mlp"],
+        ["mlp", "--activation", "relu"],
+        ["mlp", "--activation", "softsign"],
+        ["cnn"],
+        ["cnn", "--conv-padding", "same", "--kernel-size", "2", "--activation", "tanh"],
+        ["cnn", "--conv-padding", "valid", "--kernel-size", "2", "--conv-channels", "4,5"],
+    ],
 )
 def test_cli_gradcheck(args, capsys):
     assert main(["gradcheck", "--model", *args]) == 0
@@ -92,6 +101,6 @@ def test_cli_theory_writes_markdown(tmp_path, capsys):
     table = tmp_path / "theory.md"
     assert main(["theory", "--markdown", str(table)]) == 0
     out = capsys.readouterr().out
-    assert "14/14 claims pass" in out
+    assert "15/15 claims pass" in out
     assert out.count("PASS") >= 14
-    assert len([row for row in table.read_text().splitlines() if row.startswith("|")]) == 16
+    assert len([row for row in table.read_text().splitlines() if row.startswith("|")]) == 17

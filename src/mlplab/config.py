@@ -47,7 +47,7 @@ def _increasing_ints(v: Any) -> bool:
 
 
 OPTIONS: dict[str, Option] = {
-    "type": Option(str, "TwoLayerNet", help="model: SoftmaxRegression, TwoLayerNet or MLP"),
+    "type": Option(str, "TwoLayerNet", help="model: SoftmaxRegression, TwoLayerNet, MLP or CNN"),
     "hidden_size": Option(int, 128, _positive, "must be ≥ 1", "hidden units of TwoLayerNet"),
     "batch_size": Option(int, 64, _positive, "must be ≥ 1", "training batch size"),
     "learning_rate": Option(float, 0.1, _positive, "must be > 0", "step size"),
@@ -66,8 +66,24 @@ OPTIONS: dict[str, Option] = {
     "dtype": Option(str, "float32", _one_of("float32", "float64"), "must be float32 or float64", "compute precision"),
     "threads": Option(int, 0, _non_negative, "must be ≥ 0", "BLAS threads for the run (0 = the library's default)"),
     "hidden_sizes": Option(
-        list, [128], _positive_ints, "must be a non-empty list of ints ≥ 1", "hidden layer widths of MLP"
+        list,
+        [128],
+        _positive_ints,
+        "must be a non-empty list of ints ≥ 1",
+        "hidden layer widths of MLP, CNN's dense head",
     ),
+    "conv_channels": Option(
+        list, [32, 64], _positive_ints, "must be a non-empty list of ints ≥ 1", "filters of each CNN conv block"
+    ),
+    "kernel_size": Option(int, 5, _positive, "must be ≥ 1", "CNN convolution kernel: kernel_size × kernel_size"),
+    "conv_padding": Option(
+        str,
+        "valid",
+        _one_of("valid", "same", "circular"),
+        "must be valid, same or circular",
+        "CNN padding: none, kernel_size//2 zeros, or kernel_size//2 wrapped around",
+    ),
+    "pool": Option(int, 2, _positive, "must be ≥ 1", "CNN max-pooling window after each conv (1 = none)"),
     "activation": Option(
         str,
         "relu",
@@ -82,7 +98,9 @@ OPTIONS: dict[str, Option] = {
         "must be he, xavier or assignment",
         "MLP weight init: He N(0,2/fan_in), Xavier N(0,2/(fan_in+fan_out)), assignment 0.001·N(0,1)",
     ),
-    "dropout": Option(float, 0.0, lambda v: 0 <= v < 1, "must be in [0, 1)", "MLP hidden-unit drop probability"),
+    "dropout": Option(
+        float, 0.0, lambda v: 0 <= v < 1, "must be in [0, 1)", "MLP (and CNN dense head) hidden-unit drop probability"
+    ),
     "optimizer": Option(
         str,
         "sgd",

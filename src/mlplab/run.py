@@ -28,6 +28,7 @@ def make_model(config: dict[str, Any], dataset: Dataset) -> Model:
         config["type"],
         input_size=dataset.input_size,
         num_classes=dataset.num_classes,
+        image_shape=dataset.image_shape,
         **{k: v for k, v in config.items() if k not in ("type", "input_size", "num_classes")},
     )
 

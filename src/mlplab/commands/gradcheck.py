@@ -9,7 +9,7 @@ from mlplab.gradcheck import check_gradients, move_to_random_point
 from mlplab.models import build_model
 from mlplab.training import batches
 
-MODELS = ("softmax", "two_layer", "mlp")
+MODELS = ("softmax", "two_layer", "mlp", "cnn")
 EXIT_FAILED = 1
 
 
@@ -17,7 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser("gradcheck", help="compare a model's gradients with central finite differences")
     check.add_argument("--model", choices=MODELS, default="two_layer")
     check.add_argument("--hidden-sizes", default="32,16", help="MLP widths, comma-separated (default: 32,16)")
-    check.add_argument("--activation", default="sigmoid", help="MLP hidden activation (default: sigmoid)")
+    check.add_argument("--activation", default="sigmoid", help="MLP/CNN activation (default: sigmoid)")
+    check.add_argument("--conv-channels", default="3,4", help="CNN filters per conv block (default: 3,4)")
+    check.add_argument("--kernel-size", type=int, default=3, help="CNN kernel size (default: 3)")
+    check.add_argument(
+        "--conv-padding", default="circular", help="CNN padding: valid, same or circular (default: circular)"
+    )
     check.add_argument("--reg", type=float, default=0.01, help="L2 strength included in J (default: 0.01)")
     check.add_argument("--batch", type=int, default=16, help="digits images in the checked batch")
     check.add_argument("--samples", type=int, default=40, help="coordinates checked per parameter (at most)")
@@ -36,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
         hidden_size=widths[0],
         hidden_sizes=widths,
         activation=args.activation,
+        conv_channels=[int(c) for c in args.conv_channels.split(",") if c.strip()],
+        kernel_size=args.kernel_size,
+        conv_padding=args.conv_padding,
+        image_shape=ds.image_shape,
         seed=args.seed,
         dtype="float64",
     )

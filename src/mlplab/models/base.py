@@ -84,6 +84,7 @@ ALIASES = {
     "twolayer": "TwoLayerNet",
     "two_layer_net": "TwoLayerNet",
     "mlp": "MLP",
+    "cnn": "CNN",
 }
 
 
