@@ -19,9 +19,9 @@ def results() -> tuple[list[theory.Claim], float]:
     return out, time.perf_counter() - start
 
 
-def test_all_fourteen_claims_pass_quickly(results: tuple[list[theory.Claim], float]) -> None:
+def test_all_fifteen_claims_pass_quickly(results: tuple[list[theory.Claim], float]) -> None:
     claims, seconds = results
-    assert [c.number for c in claims] == list(range(1, 15))
+    assert [c.number for c in claims] == list(range(1, 16))
     failed = [(c.number, c.numbers) for c in claims if not c.passed]
     assert not failed
     assert seconds < 5.0
@@ -37,11 +37,11 @@ def test_numbers_are_finite_and_present(results: tuple[list[theory.Claim], float
 def test_text_and_markdown_reports(results: tuple[list[theory.Claim], float]) -> None:
     claims = results[0]
     lines = theory.format_lines(claims).splitlines()
-    assert len(lines) == 14
+    assert len(lines) == 15
     assert all(line.endswith("| PASS") for line in lines)
     assert lines[11].startswith("12.") and "J11=0.3502" in lines[11]
     table = [row for row in Table(list(theory.COLUMNS), theory.rows(claims)).markdown().splitlines()]
-    assert len(table) == 2 + 14  # header, separator, one row per claim
+    assert len(table) == 2 + 15  # header, separator, one row per claim
     assert table[0] == "| # | Claim | How checked | Key numbers | Result |"
     assert all(row.count(" | ") == 4 for row in table[2:])  # '|' inside cells is escaped
 
@@ -68,6 +68,8 @@ def test_claims_with_other_inputs() -> None:
     other = theory.modes_claim(w=(0.3, 0.7))
     assert other.passed and other.numbers["J22"] == pytest.approx(1 / 1.0 + 0.09, abs=1e-14)
     assert theory.circulant_claim(n=5).passed
+    conv = theory.conv_equivariance_claim(size=6, channels=1, filters=2)
+    assert conv.passed and conv.numbers["max|f(Sx)-Sf(x)| zero padding"] > 1e-3
     steps = theory.sgd_claim(eta=0.05)
     assert steps.passed and steps.numbers["f after SGD"] > steps.numbers["f before"]
 

@@ -442,7 +442,56 @@ def circulant_claim(n: int = 8) -> tuple[Numbers, bool]:
     return numbers, ok and numbers["|MS-SM| generic"] > 1e-3
 
 
-@claim(14, "an SGD step can increase the full loss", "f = (w-2)^2/2 + (w+1)^2/2, step w - eta*2*grad f_i, eta=0.1")
+@claim(
+    14,
+    "the lab's Conv2D with circular padding is shift-equivariant, and its matrix is circulant",
+    "Conv2D(3×3, circular) on rolled images; zero padding; stride 2; layer matrix on n×1 images vs circulant",
+)
+def conv_equivariance_claim(size: int = 8, channels: int = 2, filters: int = 3) -> tuple[Numbers, bool]:
+    from mlplab.convolution import ConvGeometry
+    from mlplab.layers.conv2d import Conv2D
+
+    rng = np.random.default_rng(14)
+
+    def layer(mode: str, stride: int = 1, height: int = size, width: int = size, c: int = channels) -> Conv2D:
+        net = Conv2D(ConvGeometry(height, width, c, 3, stride, 1, mode), filters, np.random.default_rng(0), "float64")
+        net.b[...] = rng.normal(size=filters)
+        return net
+
+    x = rng.normal(size=(1, size, size, channels))
+    shift = (3, 5)
+    rolled = np.roll(x, shift, axis=(1, 2))
+    circular, zeros = layer("circular"), layer("zeros")
+
+    def gap(net: Conv2D, moved: np.ndarray, by: tuple[int, int]) -> float:
+        """max |f(moved) − roll(f(x))|; the layer's output buffer is reused, hence the copy."""
+        first = net.forward(moved, False).copy()
+        return float(np.max(np.abs(first - np.roll(net.forward(x, False), by, axis=(1, 2)))))
+
+    gaps = {"circular": gap(circular, rolled, shift), "zeros": gap(zeros, rolled, shift)}
+    # Stride 2 keeps equivariance only to shifts by multiples of 2 (which move the output by half as much).
+    strided = layer("circular", stride=2)
+    stride_gap = gap(strided, np.roll(x, (2, 4), axis=(1, 2)), (1, 2))
+    # On n×1 one-channel images the layer (bias off) is a linear map of n numbers: its matrix must be circulant.
+    line = layer("circular", height=size, width=1, c=1)
+    line.b[...] = 0.0
+    basis = np.eye(size).reshape(size, size, 1, 1)
+    matrix = line.forward(basis, False)[..., 0].reshape(size, size).T  # column j = the layer applied to e_j
+    circulant = np.array([[matrix[(i - j) % size, 0] for j in range(size)] for i in range(size)])
+    down = np.roll(np.eye(size), 1, axis=0)
+    numbers = {
+        "max|f(Sx)-Sf(x)| circular": gaps["circular"],
+        "max|f(Sx)-Sf(x)| zero padding": gaps["zeros"],
+        "stride 2, shift (2,4)": stride_gap,
+        "max|M-circ(M e0)|": np.max(np.abs(matrix - circulant)),
+        "|M|": np.linalg.norm(matrix),
+        "|MS-SM|": np.linalg.norm(matrix @ down - down @ matrix),
+    }
+    exact = (numbers["max|f(Sx)-Sf(x)| circular"], numbers["stride 2, shift (2,4)"], numbers["max|M-circ(M e0)|"])
+    return numbers, max(exact) < 1e-12 and numbers["|MS-SM|"] < 1e-12 and gaps["zeros"] > 1e-3 and numbers["|M|"] > 0.1
+
+
+@claim(15, "an SGD step can increase the full loss", "f = (w-2)^2/2 + (w+1)^2/2, step w - eta*2*grad f_i, eta=0.1")
 def sgd_claim(eta: float = 0.1) -> tuple[Numbers, bool]:
     centres = (2.0, -1.0)
     terms = [lambda w, c=c: 0.5 * (w - c) ** 2 for c in centres]
