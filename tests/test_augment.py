@@ -1,4 +1,5 @@
-"""Augmentation (shifts, rotations) and per-pixel standardization: exact against per-image references, seeded."""
+"""Augmentation (shifts, rotations, elastic distortions) and per-pixel standardization: exact against per-image
+references, seeded."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from scipy import ndimage
 
 from mlplab import config as configs
 from mlplab import data
-from mlplab.augment import MIN_STD, BatchTransform, Standardizer, rotate_images, shift_images
+from mlplab.augment import (
+    MIN_STD,
+    BatchTransform,
+    Standardizer,
+    bilinear_sample,
+    elastic_images,
+    gaussian_matrix,
+    rotate_images,
+    shift_images,
+)
 from mlplab.cli import main
 from mlplab.data import Split
 from mlplab.errors import MlplabError
@@ -177,3 +187,45 @@ def test_cli_refuses_standardizing_a_model_without_a_first_bias(tmp_path, capsys
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "b1" in err and "Traceback" not in err
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_bilinear_sample_kernel_matches_scipy_per_image():
+    rng = np.random.default_rng(11)
+    images = rng.random((4, *SHAPE)).astype(np.float32)
+    rows = rng.uniform(-2, SHAPE[0] + 1, (4, *SHAPE)).astype(np.float32)  # some points outside the image
+    cols = rng.uniform(-2, SHAPE[1] + 1, (4, *SHAPE)).astype(np.float32)
+    expected = [
+        ndimage.map_coordinates(images[b], [rows[b], cols[b]], order=1, mode="grid-constant", cval=0.0)
+        for b in range(4)
+    ]
+    np.testing.assert_allclose(bilinear_sample(images, rows, cols), np.stack(expected), rtol=1e-6, atol=1e-6)
+
+
+def test_gaussian_matrix_smooths_like_scipy_with_zeros_beyond_the_edges():
+    field = np.random.default_rng(12).uniform(-1, 1, (3, *SHAPE))
+    smoothed = gaussian_matrix(SHAPE[0], 2.0) @ field @ gaussian_matrix(SHAPE[1], 2.0).T
+    expected = ndimage.gaussian_filter(field, (0, 2.0, 2.0), mode="constant", truncate=3.0)
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_elastic_distortions_are_seeded_local_and_zero_at_alpha_zero():
+    x = random_images(6, "float32") / np.float32(255)
+    np.testing.assert_array_equal(elastic_images(x, SHAPE, 0.0, 4.0, np.random.default_rng(0)), x)
+    warped = elastic_images(x, SHAPE, 8.0, 2.0, np.random.default_rng(1))
+    assert warped.shape == x.shape and warped.dtype == np.float32
+    np.testing.assert_array_equal(warped, elastic_images(x, SHAPE, 8.0, 2.0, np.random.default_rng(1)))
+    assert not np.allclose(warped, x)
+    # Each image moves by its own smooth field: images differ in how much they changed.
+    change = np.abs(warped - x).mean(axis=1)
+    assert change.std() > 0 and warped.min() >= -1e-6 and warped.max() <= 1.0 + 1e-6  # a convex blend of pixels
+
+
+def test_elastic_key_reaches_the_training_transform(digits):
+    config = configs.resolve(None, ["type=MLP", "elastic=10", "elastic_sigma=2"])
+    transform = make_transform(config, digits, "float32")
+    assert transform is not None and transform.augments and transform.elastic == 10 and transform.elastic_sigma == 2
+    x = (digits.val.x[:20] / np.float32(digits.pixel_max)).astype(np.float32)
+    assert not np.allclose(transform.train(x.copy(), np.random.default_rng(0)), x)
+    np.testing.assert_array_equal(transform.eval(x.copy()), x)
+    with pytest.raises(MlplabError, match="elastic"):
+        configs.resolve(None, ["elastic=-1"])

@@ -132,6 +132,16 @@ OPTIONS: dict[str, Option] = {
         int, 0, _non_negative, "must be ≥ 0", "random shifts of training images by up to this many pixels"
     ),
     "rotate": Option(float, 0.0, lambda v: 0 <= v <= 180, "must be in [0, 180]", "random rotations up to ± degrees"),
+    "elastic": Option(
+        float,
+        0.0,
+        _non_negative,
+        "must be ≥ 0",
+        "elastic distortions of training images: displacement scale α in pixels (0 = off; Simard et al. use 34)",
+    ),
+    "elastic_sigma": Option(
+        float, 4.0, _positive, "must be > 0", "smoothness of the elastic displacement field: Gaussian std in pixels"
+    ),
     "normalize": Option(
         str,
         "none",

@@ -62,10 +62,18 @@ def make_schedule(config: dict[str, Any]) -> Schedule | None:
 def make_transform(config: dict[str, Any], dataset: Dataset, dtype: str) -> BatchTransform | None:
     """The config's per-batch augmentation and standardization, or None when batches go in as they are."""
     shift, rotate, normalize = config.get("augment", 0), config.get("rotate", 0.0), config.get("normalize", "none")
-    if not shift and not rotate and normalize == "none":
+    elastic = config.get("elastic", 0.0)
+    if not shift and not rotate and not elastic and normalize == "none":
         return None
     standardizer = Standardizer.fit(dataset.train, dataset.pixel_max, dtype) if normalize == "standardize" else None
-    return BatchTransform(dataset.image_shape, shift=shift, rotate=rotate, standardizer=standardizer)
+    return BatchTransform(
+        dataset.image_shape,
+        shift=shift,
+        rotate=rotate,
+        standardizer=standardizer,
+        elastic=elastic,
+        elastic_sigma=config.get("elastic_sigma", 4.0),
+    )
 
 
 def load_data(config: dict[str, Any]) -> Dataset:
