@@ -213,6 +213,18 @@ def test_regularization_and_augmentation_switches_reach_the_network() -> None:
         assert changed["loss_curve"] != base["loss_curve"], switch
 
 
+def test_model_cnn_puts_conv_blocks_in_front_of_the_hidden_layer() -> None:
+    ds = data.load("digits")
+    settings = rz.Settings(model="cnn", conv_channels=(3, 4), hidden=16)
+    model = make_model(settings.config(), ds)
+    assert type(model).__name__ == "CNN" and model.params["W1"].shape == (25, 3)
+    assert model.params["W3"].shape == (2 * 2 * 4, 16)  # 8×8 → pool → 4×4 → pool → 2×2, 4 channels
+    assert settings.network == "CNN conv 3-4 (5×5 same, max-pool 2), dense 16 ReLU"
+    assert rz.Settings().network == "one-hidden-layer MLP, 1024 ReLU"
+    fitted = rz.run_condition("true-labels", replace(TINY, model="cnn", conv_channels=(4, 4), max_steps=60))
+    assert fitted["steps"] > 0 and fitted["train_acc"] > 0.5
+
+
 def test_run_condition_is_deterministic_and_measures_the_label_noise() -> None:
     first = rz.run_condition("partial-0.4", TINY)
     second = rz.run_condition("partial-0.4", TINY)
@@ -286,6 +298,8 @@ def test_cli_end_to_end_on_digits(tmp_path: Path, capsys: pytest.CaptureFixture[
         (["--conditions", "noise"], "unknown condition 'noise'"),
         (["--dropout", "1.5"], "--dropout: config key 'dropout'=1.5: must be in [0, 1)"),
         (["--hidden", "0"], "--hidden: config key 'hidden_sizes'=[0]: must be a non-empty list of ints ≥ 1"),
+        (["--model", "cnn", "--conv-channels", "8,x"], "--conv-channels takes comma-separated integers"),
+        (["--model", "cnn", "--conv-channels", "0"], "--conv-channels: config key 'conv_channels'=[0]"),
         (["--conditions", "partial", "--corruption", ""], "no conditions to run"),
         (["--dataset", "mnist", "--data-dir", "/nonexistent/mlplab-data"], "no mnist files in /nonexistent"),
     ],

@@ -1,4 +1,4 @@
-"""`mlplab randomize`: the randomization tests of Zhang et al. (2017) with a one-hidden-layer MLP."""
+"""`mlplab randomize`: the randomization tests of Zhang et al. (2017) with a one-hidden-layer MLP or a CNN."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from mlplab.config import infer_dataset
 from mlplab.errors import MlplabError
 from mlplab.experiments.conditions import CONDITIONS, DEFAULT_CORRUPTION, condition_names
 from mlplab.experiments.figures import RANDOMIZATION_FIGURES
-from mlplab.experiments.randomize import OPTIMIZERS, QUICK, Settings, randomize
+from mlplab.experiments.randomize import MODELS, OPTIMIZERS, QUICK, Settings, randomize
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "randomize",
-        help="train until the MLP fits true, partially or fully random labels, shuffled or random pixels, noise",
+        help="train until an MLP or CNN fits true, partially or fully random labels, shuffled or random pixels, noise",
         description="Zhang et al. (2017), 'Understanding deep learning requires rethinking generalization': a "
         "network without regularization is trained on each condition until it fits its training set (accuracy "
         "≥ --target-acc on the whole, corrupted, training split) or the step budget runs out.",
@@ -42,6 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--quick",
         action="store_true",
         help=f"{QUICK['subset']:,} training images and a {QUICK['max_steps']:,}-step budget per condition",
+    )
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default=Settings.model,
+        help="mlp: one hidden layer; cnn: two 5×5 same-padded conv blocks (--conv-channels), max-pooled, then that "
+        "hidden layer (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--conv-channels",
+        default=",".join(map(str, Settings.conv_channels)),
+        metavar="C,C",
+        help="the CNN's filters per conv block (default: %(default)s)",
     )
     parser.add_argument("--hidden", type=int, default=Settings.hidden, help="hidden units (default: %(default)s)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=Settings.optimizer, help="default: %(default)s")
@@ -74,6 +87,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         dataset=dataset,
         data_dir=args.data_dir,
         subset=args.subset or quick.get("subset"),
+        model=args.model,
+        conv_channels=parse_channels(args.conv_channels),
         hidden=args.hidden,
         optimizer=args.optimizer,
         lr=args.lr,
@@ -85,6 +100,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         augment=args.augment,
         seed=args.seed,
     ).check()
+
+
+def parse_channels(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(c) for c in text.split(",") if c.strip())
+    except ValueError:
+        raise MlplabError(f"--conv-channels takes comma-separated integers, got {text!r}") from None
 
 
 def parse_levels(text: str) -> list[float]:
@@ -101,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if not conditions:
         raise MlplabError("no conditions to run: --conditions partial needs at least one --corruption level")
     print(
-        f"randomization tests on {settings.dataset}: {len(conditions)} conditions, MLP 1×{settings.hidden} ReLU, "
+        f"randomization tests on {settings.dataset}: {len(conditions)} conditions, {settings.network}, "
         f"{settings.optimizer} lr {settings.learning_rate:g}, batch {settings.batch_size}, "
         f"budget {settings.max_steps:,} steps, fit = train acc ≥ {settings.target_acc:.0%}",
         flush=True,

@@ -56,7 +56,13 @@ COLORS = {
 }
 
 
-def plot_randomization(results: Results, out: str | Path, subtitle: str = "", num_classes: int = 10) -> list[Path]:
+def plot_randomization(
+    results: Results,
+    out: str | Path,
+    subtitle: str = "",
+    num_classes: int = 10,
+    network: str = "one-hidden-layer MLP",
+) -> list[Path]:
     """(a) training loss vs steps per condition, (b) steps to fit and (c) test error vs label corruption: one file
     with the three panels side by side, as in the paper, then one file per panel.
     """
@@ -66,13 +72,13 @@ def plot_randomization(results: Results, out: str | Path, subtitle: str = "", nu
     axes = fig.subplots(1, 3)
     for draw, ax in zip(panels, axes, strict=True):
         draw(ax, results, num_classes)
-    fig.suptitle(f"Randomization tests (Zhang et al. 2017): one-hidden-layer MLP, {subtitle}")
+    fig.suptitle(f"Randomization tests (Zhang et al. 2017): {network}, {subtitle}")
     paths = [save_figure(fig, out / RANDOMIZATION_FIGURES[0])]
     for draw, name in zip(panels, RANDOMIZATION_FIGURES[1:], strict=True):
         fig = Figure(figsize=(7, 5))
         ax = fig.subplots()
         draw(ax, results, num_classes)
-        ax.set_title(f"{ax.get_title()}\n{subtitle}")
+        ax.set_title(f"{ax.get_title()}\n{network}, {subtitle}")
         paths.append(save_figure(fig, out / name))
     return paths
 

@@ -1,4 +1,4 @@
-"""The randomization tests of Zhang et al. (2017): train a fresh MLP on each condition's data until it fits its
+"""The randomization tests of Zhang et al. (2017): train a fresh MLP or CNN on each condition's data until it fits its
 training set, on any executor, resumably; results.json, settings.json and the paper's figures in one directory.
 
 The conditions are in `conditions`, the corruptions they apply in `mlplab.corruptions`, the loop in
@@ -27,6 +27,10 @@ from mlplab.run import make_model, make_optimizer, make_transform, write_json
 from mlplab.training import fit_until_memorized
 
 OPTIMIZERS = ("adam", "sgd")
+MODELS = ("mlp", "cnn")
+CNN_CHANNELS = (16, 32)
+"""The CNN of `--model cnn`: two 5×5 conv blocks (zero-padded to keep the size) of these widths, each max-pooled
+2×2, then the hidden layer."""
 DEFAULT_LR = {"adam": 0.002, "sgd": 0.05}
 SGD_MOMENTUM = 0.9
 MAX_STEPS = 60_000
@@ -43,6 +47,8 @@ class Settings:
     dataset: str = "digits"
     data_dir: str | None = None
     subset: int | None = None
+    model: str = "mlp"
+    conv_channels: tuple[int, ...] = CNN_CHANNELS
     hidden: int = 1024
     optimizer: str = "adam"
     lr: float | None = None
@@ -56,6 +62,14 @@ class Settings:
     dtype: str = "float32"
 
     @property
+    def network(self) -> str:
+        """The network in words, for titles and the command's first line."""
+        if self.model == "cnn":
+            convs = "-".join(map(str, self.conv_channels))
+            return f"CNN conv {convs} (5×5 same, max-pool 2), dense {self.hidden} ReLU"
+        return f"one-hidden-layer MLP, {self.hidden} ReLU"
+
+    @property
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
@@ -65,6 +79,7 @@ class Settings:
             "dataset": ("dataset", self.dataset),
             "data-dir": ("data_dir", self.data_dir),
             "hidden": ("hidden_sizes", [self.hidden]),
+            "conv-channels": ("conv_channels", list(self.conv_channels)),
             "lr": ("learning_rate", self.learning_rate),
             "batch-size": ("batch_size", self.batch_size),
             "weight-decay": ("reg", self.weight_decay),
@@ -81,6 +96,8 @@ class Settings:
         """
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.model not in MODELS:
+            raise ConfigError(f"--model must be one of {', '.join(MODELS)}")
         for flag, (key, value) in self._config_keys().items():
             try:
                 configs.check({key: value})
@@ -97,12 +114,19 @@ class Settings:
         return self
 
     def config(self) -> dict[str, Any]:
-        """The training config of every condition: a one-hidden-layer ReLU MLP with He init, Adam, or SGD with
-        momentum 0.9, and the weight decay as their L2 term on the weight matrices."""
+        """The training config of every condition: a one-hidden-layer ReLU MLP (or that layer behind the CNN's
+        conv blocks) with He init, Adam, or SGD with momentum 0.9, and the weight decay as their L2 term on the
+        weight matrices."""
         keys = dict(self._config_keys().values())
         momentum = SGD_MOMENTUM if self.optimizer == "sgd" else 0.0
+        network = {"type": "CNN", "kernel_size": 5, "conv_padding": "same", "pool": 2} if self.model == "cnn" else {}
         return configs.resolve(
-            type="MLP", activation="relu", init="he", optimizer=self.optimizer, momentum=momentum, **keys
+            **{"type": "MLP", **network},
+            activation="relu",
+            init="he",
+            optimizer=self.optimizer,
+            momentum=momentum,
+            **keys,
         )
 
 
@@ -230,8 +254,8 @@ def randomize(
             on_result(done[condition])
     run_conditions([c for c in order if c not in done], settings, executor, finished)
     results = {c: done[c] for c in order}
-    subtitle = f"{dataset.name}, {len(dataset.train):,} training images, {settings.hidden} hidden units"
-    plot_randomization(results, out, subtitle, dataset.num_classes)
+    subtitle = f"{dataset.name}, {len(dataset.train):,} training images"
+    plot_randomization(results, out, subtitle, dataset.num_classes, settings.network)
     return results
 
 
