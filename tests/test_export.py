@@ -24,6 +24,12 @@ MODELS = {
     "mlp_tanh_two_layers": ["type=MLP", "hidden_sizes=[24,16]", "activation=tanh", "init=xavier"],
     "mlp_sigmoid": ["type=MLP", "hidden_sizes=[16]", "activation=sigmoid", "learning_rate=0.5"],
     "mlp_softsign": ["type=MLP", "hidden_sizes=[16]", "activation=softsign"],
+    "cnn_same": ["type=CNN", "conv_channels=[4,6]", "kernel_size=3", "conv_padding=same", "hidden_sizes=[16]",
+                 "optimizer=adam", "learning_rate=0.003", "dropout=0.1"],
+    "cnn_circular_tanh": ["type=CNN", "conv_channels=[3]", "kernel_size=5", "conv_padding=circular",
+                          "hidden_sizes=[12]", "activation=tanh", "optimizer=adam", "learning_rate=0.003"],
+    "cnn_valid_no_pool": ["type=CNN", "conv_channels=[2,3]", "kernel_size=2", "conv_padding=valid", "pool=1",
+                          "hidden_sizes=[8]", "optimizer=adam", "learning_rate=0.003"],
 }  # fmt: skip
 
 

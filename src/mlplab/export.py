@@ -67,6 +67,27 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op, list(inputs), [output], name=f"{op}_{self._count}", **attributes))
         return output
 
+    def shape_constant(self, value: list[int]) -> str:
+        """A fresh int64 initializer (a shape, slice bounds); returns its name."""
+        from onnx import numpy_helper
+
+        self._count += 1
+        name = f"int64_{self._count}"
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, np.int64), name))
+        return name
+
+    def slice(self, x: str, start: int, stop: int, axis: int) -> str:
+        """x[start:stop] along `axis`."""
+        bounds = self.shape_constant([start]), self.shape_constant([stop]), self.shape_constant([axis])
+        return self.node("Slice", x, *bounds)
+
+    def wrap(self, x: str, pad: int, height: int, width: int) -> str:
+        """NCHW x padded by `pad` on every side with the image wrapped around (opset 17's Pad has no wrap mode):
+        the last rows above, the first below, then the same with columns."""
+        for axis, size in ((2, height), (3, width)):
+            x = self.node("Concat", self.slice(x, size - pad, size, axis), x, self.slice(x, 0, pad, axis), axis=axis)
+        return x
+
     def dense(self, x: str, weight: np.ndarray, bias: np.ndarray | None, name: str) -> str:
         """x·W + b as one Gemm (or a MatMul when there is no bias)."""
         w = self.constant(f"W{name}", weight)
@@ -102,6 +123,51 @@ def mlp(graph: GraphBuilder, model: Model, x: str) -> str:
     for i in range(1, depth):
         a = graph.node(op, graph.dense(a, p[f"W{i}"], p[f"b{i}"], str(i)))
     return graph.dense(a, p[f"W{depth}"], p[f"b{depth}"], str(depth))
+
+
+@exporter("CNN")
+def cnn(graph: GraphBuilder, model: Model, x: str) -> str:
+    """Layer by layer: the NHWC images as ONNX's NCHW, Conv (circular padding as wrapped slices), MaxPool,
+    activations, back to NHWC before Flatten (mlplab flattens (h, w, c)), then the dense head."""
+    from mlplab.layers import Dense, Dropout
+    from mlplab.layers.conv2d import Conv2D
+    from mlplab.layers.flatten import Flatten
+    from mlplab.layers.max_pool import MaxPool2D
+
+    h, w, c = model.hyper["image_shape"]  # (H, W, C): CNN keeps the channel axis
+    a = graph.node("Reshape", x, graph.shape_constant([-1, h, w, c]))
+    a = graph.node("Transpose", a, perm=[0, 3, 1, 2])
+    position = 0
+    for layer in model.layers:
+        if layer.params:
+            position += 1
+        name = str(position)
+        if isinstance(layer, Conv2D):
+            g = layer.geometry
+            kernel = layer.W.reshape(g.kernel, g.kernel, g.channels, -1).transpose(3, 2, 0, 1)
+            pads = [g.padding] * 4
+            if g.mode == "circular" and g.padding:
+                a, pads = graph.wrap(a, g.padding, g.height, g.width), [0] * 4
+            a = graph.node(
+                "Conv",
+                a,
+                graph.constant(f"W{name}", kernel),
+                graph.constant(f"b{name}", layer.b),
+                kernel_shape=[g.kernel, g.kernel],
+                strides=[g.stride, g.stride],
+                pads=pads,
+            )
+        elif isinstance(layer, MaxPool2D):
+            a = graph.node("MaxPool", a, kernel_shape=[layer.window] * 2, strides=[layer.window] * 2)
+        elif isinstance(layer, Flatten):
+            a = graph.node("Flatten", graph.node("Transpose", a, perm=[0, 2, 3, 1]), axis=1)
+        elif isinstance(layer, Dense):
+            a = graph.dense(a, layer.W, layer.b, name)
+        elif type(layer).__name__.lower() in ACTIVATION_OPS:
+            a = graph.node(ACTIVATION_OPS[type(layer).__name__.lower()], a)
+        elif not isinstance(layer, Dropout):  # dropout is training-only (inverted): no node
+            raise MlplabError(f"no ONNX export for a {type(layer).__name__} layer")
+    return a
 
 
 def export_model(model: Model, pixel_max: float, meta: dict[str, Any] | None = None) -> Any:
