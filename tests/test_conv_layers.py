@@ -46,7 +46,7 @@ def check_layer(layer: Layer, x: np.ndarray, seed: int = 0) -> None:
 
 
 @pytest.mark.parametrize("mode", ["zeros", "circular"])
-@pytest.mark.parametrize(("kernel", "stride", "padding"), [(3, 1, 1), (3, 2, 1), (2, 1, 0), (5, 2, 2)])
+@pytest.mark.parametrize(("kernel", "stride", "padding"), [(3, 1, 1), (3, 2, 1), (2, 1, 0), (5, 2, 2), (1, 1, 0)])
 def test_conv2d_gradients(kernel: int, stride: int, padding: int, mode: str) -> None:
     rng = np.random.default_rng(1)
     layer = Conv2D(ConvGeometry(6, 5, 2, kernel, stride, padding, mode), 3, rng, dtype="float64")

