@@ -129,10 +129,7 @@ def mlp(graph: GraphBuilder, model: Model, x: str) -> str:
 def cnn(graph: GraphBuilder, model: Model, x: str) -> str:
     """Layer by layer: the NHWC images as ONNX's NCHW, Conv (circular padding as wrapped slices), MaxPool,
     activations, back to NHWC before Flatten (mlplab flattens (h, w, c)), then the dense head."""
-    from mlplab.layers import Dense, Dropout
-    from mlplab.layers.conv2d import Conv2D
-    from mlplab.layers.flatten import Flatten
-    from mlplab.layers.max_pool import MaxPool2D
+    from mlplab.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
     h, w, c = model.hyper["image_shape"]  # (H, W, C): CNN keeps the channel axis
     a = graph.node("Reshape", x, graph.shape_constant([-1, h, w, c]))

@@ -7,7 +7,8 @@ Adding a layer kind is one file in this package, its forward beside its backward
   AdamW's weight decay apply to those only, never to biases or other params.
 * `output_shape(input_shape)` maps one sample's shape to the output's (no batch axis), raising `MlplabError` on a
   mismatch; `Network` chains it from the input shape to check the layers fit together. Inputs are (N, features)
-  for dense layers; nothing assumes 2-D, so (N, C, H, W) tensors pass through layers that take them.
+  for dense layers and (N, H, W, C) images for Conv2D and MaxPool2D (Flatten joins the two); activations and
+  dropout take any shape.
 * `forward(x, train)` returns the output for batch x. With `train` it keeps what backward needs (a reference to
   x, its own output, a mask). It never modifies x, and writes its output into `self.scratch(key, shape)`: arrays
   kept per shape (so per batch size), so a training step allocates nothing of size. The output is valid until the
@@ -24,8 +25,11 @@ for the second), which is what model files and optimizers see.
 
 from mlplab.layers.activation import ACTIVATIONS, Activation, ReLU, Sigmoid, Softsign, Tanh, activation
 from mlplab.layers.base import Layer
+from mlplab.layers.conv2d import Conv2D
 from mlplab.layers.dense import INITS, Dense
 from mlplab.layers.dropout import Dropout
+from mlplab.layers.flatten import Flatten
+from mlplab.layers.max_pool import MaxPool2D
 from mlplab.layers.network import Gradients, Network
 from mlplab.layers.softmax_cross_entropy import SoftmaxCrossEntropy
 
@@ -33,10 +37,13 @@ __all__ = [
     "ACTIVATIONS",
     "INITS",
     "Activation",
+    "Conv2D",
     "Dense",
     "Dropout",
+    "Flatten",
     "Gradients",
     "Layer",
+    "MaxPool2D",
     "Network",
     "ReLU",
     "Sigmoid",

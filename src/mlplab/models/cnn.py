@@ -9,10 +9,7 @@ import numpy as np
 
 from mlplab.convolution import ConvGeometry
 from mlplab.errors import MlplabError
-from mlplab.layers import ACTIVATIONS, INITS, Dense, Dropout, Layer, activation
-from mlplab.layers.conv2d import Conv2D
-from mlplab.layers.flatten import Flatten
-from mlplab.layers.max_pool import MaxPool2D
+from mlplab.layers import ACTIVATIONS, INITS, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, activation
 from mlplab.models.base import Model
 
 PADDINGS = ("valid", "same", "circular")
