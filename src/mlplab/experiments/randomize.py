@@ -119,7 +119,8 @@ class Settings:
         weight matrices."""
         keys = dict(self._config_keys().values())
         momentum = SGD_MOMENTUM if self.optimizer == "sgd" else 0.0
-        network = {"type": "CNN", "kernel_size": 5, "conv_padding": "same", "pool": 2} if self.model == "cnn" else {}
+        cnn: dict[str, Any] = {"type": "CNN", "kernel_size": 5, "conv_padding": "same", "pool": 2}
+        network = cnn if self.model == "cnn" else {}
         return configs.resolve(
             **{"type": "MLP", **network},
             activation="relu",

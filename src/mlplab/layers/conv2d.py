@@ -39,7 +39,7 @@ class Conv2D(Layer):
 
     @property
     def filters(self) -> int:
-        return self.W.shape[1]
+        return int(self.W.shape[1])
 
     def output_shape(self, input_shape: Shape) -> Shape:
         g = self.geometry
