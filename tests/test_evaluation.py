@@ -12,7 +12,8 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from mlplab import config, data
 from mlplab.cli import main
-from mlplab.evaluation import Evaluation, evaluate_split
+from mlplab.errors import MlplabError
+from mlplab.evaluation import Evaluation, dataset_for, evaluate_saved, evaluate_split
 from mlplab.models import Model
 from mlplab.run import train_run
 
@@ -85,3 +86,18 @@ def test_report_into_an_unwritable_place_is_one_line(
     assert main(["evaluate", str(digits_run / "model.npz"), "--report", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("mlplab evaluate: error: --report ") and err.count("\n") == 1
+
+
+def test_python_api_gives_the_commands_numbers(
+    digits_run: Path, synthetic_mnist: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scores = evaluate_saved(digits_run / "model.npz")
+    assert main(["evaluate", str(digits_run / "model.npz")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    for line, (split, (loss, acc, n)) in zip(printed, scores.items(), strict=False):
+        assert line == f"{split:<5} loss {loss:.4f}  acc {acc:.4f}  ({n} samples)"
+    assert list(scores) == ["val", "test"] and scores["test"][2] == 360
+    model, meta = Model.load(digits_run / "model.npz")
+    assert dataset_for(model, meta).name == "digits"  # what the model file records
+    with pytest.raises(MlplabError, match="the model takes 64 inputs but mnist has 144"):
+        dataset_for(model, meta, data_dir=str(synthetic_mnist))  # a directory of MNIST-like files means MNIST

@@ -104,3 +104,12 @@ def test_cli_theory_writes_markdown(tmp_path, capsys):
     assert "15/15 claims pass" in out
     assert out.count("PASS") >= 14
     assert len([row for row in table.read_text().splitlines() if row.startswith("|")]) == 17
+
+
+def test_checks_are_made_at_a_seeded_random_point() -> None:
+    model = gradcheck.move_to_random_point(TwoLayerNet(64, 32, 10, seed=0, dtype="float64"), seed=5)
+    again = gradcheck.move_to_random_point(TwoLayerNet(64, 32, 10, seed=1, dtype="float64"), seed=5)
+    for name, p in model.params.items():
+        assert np.array_equal(p, again.params[name])  # the seed alone decides the point
+    weights = np.concatenate([p.ravel() for p in model.params.values()])
+    assert abs(weights.std() - gradcheck.RANDOM_POINT_STD) < 0.02 and abs(weights.mean()) < 0.02
