@@ -312,7 +312,9 @@ def bad_input(case: str, tmp_path: Path, write_idx_dataset: WriteIdx) -> list[st
         content = {
             "IDX wrong magic": b"\x01\x02\x08\x03" + bytes(12),
             "IDX short file": bytes([0, 0, 8, 3, 0, 0, 0, 100, 0, 0, 0, 12, 0, 0, 0, 12]) + bytes(500),
-            "IDX truncated gzip": gzip.compress(np.random.default_rng(0).bytes(2000))[:-30],
+            "IDX truncated gzip": gzip.compress(
+                bytes([0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 12, 0, 0, 0, 12]) + np.random.default_rng(0).bytes(1440)
+            )[:-30],
         }[case]
         return ["train", "--data-dir", str(corrupt(write_idx_dataset(), "train_images", content))]
     if case == "CSV wrong row width":

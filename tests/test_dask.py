@@ -15,7 +15,7 @@ from mlplab.cli import main
 from mlplab.experiments.executors import DaskExecutor, SerialExecutor
 from mlplab.experiments.search_space import Param
 from mlplab.experiments.sweep import run_sweep, value_configs
-from mlplab.experiments.tune import finished_trials, run_study
+from mlplab.experiments.tune import finished_trials, run_study, val_curve
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow  # a scheduler and two worker processes start for this module
@@ -76,4 +76,4 @@ def test_optuna_trials_run_on_the_cluster(scheduler: str, tmp_path: Path) -> Non
     for t in finished:
         metrics = json.loads((tmp_path / "trials" / f"trial-{t.number:04d}" / "metrics.json").read_text())
         assert metrics["config"]["learning_rate"] == t.params["learning_rate"]
-        assert t.intermediate_values == {i + 1: v for i, v in enumerate(metrics["val_acc"])}
+        assert val_curve(t) == {i + 1: v for i, v in enumerate(metrics["val_acc"])}

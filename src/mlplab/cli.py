@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import NoReturn
 
 from mlplab import __version__
 from mlplab.commands import COMMANDS
 from mlplab.errors import MlplabError
+from mlplab.files import quoted_text, release_outputs
 
 EXIT_BAD_INPUT = 2
+EXIT_TERMINATED = 128 + signal.SIGTERM
+MAX_MESSAGE = 1000  # characters of an error line: a message never grows with the input
 
 
 class Parser(argparse.ArgumentParser):
@@ -30,6 +35,14 @@ def build_parser() -> Parser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like an interrupt, so worker pools are stopped and locks released on the way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
@@ -37,14 +50,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
     except MlplabError as exc:
-        print(f"mlplab {args.command}: error: {exc}", file=sys.stderr)
+        print(f"mlplab {args.command}: error: {quoted_text(' '.join(str(exc).split()), MAX_MESSAGE)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"mlplab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"mlplab {args.command}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        release_outputs()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from mlplab.errors import ConfigError
+from mlplab.files import quoted, quoted_text
 
 
 @dataclass(frozen=True)
@@ -166,25 +167,65 @@ def flatten(raw: dict[str, Any], where: str) -> dict[str, Any]:
         for inner, inner_value in items:
             name = ALIASES.get(str(inner), str(inner))
             if name in flat and flat[name] != inner_value:
-                raise ConfigError(f"{where}: key {name!r} is set twice with different values")
+                raise ConfigError(f"{where}: key {quoted(name)} is set twice with different values")
             flat[name] = inner_value
     return flat
 
 
+MAX_YAML_BYTES = 1 << 20  # configs and search spaces are a few hundred bytes
+MAX_YAML_NODES = 10_000  # values after expanding aliases: a few hundred in any real config
+
+
 def load_yaml(path: str | Path, what: str = "config file") -> Any:
-    """Parse a YAML file; a missing, unreadable or broken one is a ConfigError naming the file and the spot."""
+    """Parse a YAML file; a missing, unreadable, oversized or broken one is a ConfigError naming the file."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise OSError(f"{path.stat().st_size:,} bytes is too large for a {what} (limit {MAX_YAML_BYTES:,})")
+        return bounded_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+        raise ConfigError(f"{path}: cannot read: {quoted_text(str(exc), 200)}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: broken YAML{at}: {problem}") from None
+        raise ConfigError(f"{path}: broken YAML{at}: {quoted_text(problem)}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def bounded_yaml(text: str) -> Any:
+    """yaml.safe_load, refusing documents that nest too deeply or whose aliases expand past MAX_YAML_NODES."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _count_nodes(node, {}, 0)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError("YAML nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _count_nodes(node: yaml.Node, seen: dict[int, int], depth: int) -> int:
+    """Values under `node` with every alias expanded, counted without expanding them (each node once)."""
+    if id(node) in seen:
+        return seen[id(node)]
+    if depth > 100:
+        raise ConfigError("YAML nested more than 100 levels deep")
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_count_nodes(child, seen, depth + 1) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_count_nodes(k, seen, depth + 1) + _count_nodes(v, seen, depth + 1) for k, v in node.value)
+    if total > MAX_YAML_NODES:
+        raise ConfigError(f"YAML expands to more than {MAX_YAML_NODES:,} values (nested aliases?)")
+    seen[id(node)] = total
+    return total
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -203,12 +244,14 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r}: expected key=value")
+            raise ConfigError(f"--set {quoted(pair)}: expected key=value")
         key = key.strip().rsplit(".", 1)[-1]
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = bounded_yaml(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
+        except ConfigError as exc:
+            raise ConfigError(f"--set {quoted(pair)}: {exc}") from None
         out[ALIASES.get(key, key)] = value
     return out
 
@@ -220,7 +263,7 @@ def check(config: dict[str, Any]) -> dict[str, Any]:
         if key not in OPTIONS:
             close = difflib.get_close_matches(key, list(OPTIONS) + list(ALIASES), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"unknown config key {key!r}{hint}")
+            raise ConfigError(f"unknown config key {quoted(key)}{hint}")
         option = OPTIONS[key]
         if option.kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
@@ -229,9 +272,11 @@ def check(config: dict[str, Any]) -> dict[str, Any]:
         kinds = option.kind if isinstance(option.kind, tuple) else (option.kind,)
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             wanted = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-            raise ConfigError(f"config key {key!r}: expected {wanted}, got {value!r}")
+            raise ConfigError(f"config key {key!r}: expected {wanted}, got {quoted(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key {key!r}={value!r}: must be a finite number")
         if value is not None and not option.check(value):
-            raise ConfigError(f"config key {key!r}={value!r}: {option.rule}")
+            raise ConfigError(f"config key {key!r}={quoted(value)}: {option.rule}")
         out[key] = value
     return out
 

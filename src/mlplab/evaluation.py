@@ -15,11 +15,11 @@ from mlplab import data as datasets
 from mlplab.config import infer_dataset
 from mlplab.data import Dataset, Split
 from mlplab.errors import MlplabError
+from mlplab.files import write_bytes, write_json
 from mlplab.models import Model
 from mlplab.plots import save_figure
 from mlplab.predict import probabilities
 from mlplab.report import Figure, Section, Table, percent, write_html, write_markdown
-from mlplab.run import write_bytes, write_json
 from mlplab.training import evaluate
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from mlplab import __version__
+from mlplab import __version__, files
 from mlplab.errors import MlplabError
 from mlplab.models import Model
 
@@ -207,7 +207,6 @@ def export_model(model: Model, pixel_max: float, meta: dict[str, Any] | None = N
 
 def export_file(model_path: str | Path, out: str | Path) -> Path:
     """Export a saved model.npz to an .onnx file (written whole or not at all); returns the path written."""
-    import onnx
 
     model, meta = Model.load(model_path)
     pixel_max = float(meta.get("pixel_max", 255.0))
@@ -218,11 +217,4 @@ def export_file(model_path: str | Path, out: str | Path) -> Path:
         raise MlplabError(f"{out} is a directory; give the .onnx file to write")
     if not out.parent.is_dir():
         raise MlplabError(f"{out.parent}: no such directory")
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        onnx.save_model(proto, tmp)
-        tmp.replace(out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise MlplabError(f"{out}: cannot write ({exc.strerror})") from None
-    return out
+    return files.write_bytes(out, proto.SerializeToString())

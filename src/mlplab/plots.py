@@ -6,6 +6,7 @@ and no global state is touched, so importing mlplab changes nothing in a noteboo
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,18 +14,35 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from mlplab import files
+
 DPI = 110
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Lay the figure out tightly and write it as a PNG."""
-    path = Path(path)
+    """Lay the figure out tightly and write it as a PNG, atomically (through mlplab.files)."""
+    return files.write_bytes(path, figure_png(fig))
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The figure, laid out tightly, as PNG bytes."""
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    return path
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
 
 
 def plot_curves(metrics: Mapping[str, Any], path: str | Path, title: str = "Learning curves") -> Path:
+    """Two panels, loss and accuracy (in percent) per epoch, each training vs validation, saved as a PNG."""
+    return save_figure(curves_figure(metrics, title), path)
+
+
+def curves_png(metrics: Mapping[str, Any], title: str = "Learning curves") -> bytes:
+    """The learning-curves figure as PNG bytes."""
+    return figure_png(curves_figure(metrics, title))
+
+
+def curves_figure(metrics: Mapping[str, Any], title: str = "Learning curves") -> Figure:
     """Two panels, loss and accuracy (in percent) per epoch, each training vs validation."""
     epochs = range(1, len(metrics["train_loss"]) + 1)
     fig = Figure(figsize=(10, 4))
@@ -40,4 +58,4 @@ def plot_curves(metrics: Mapping[str, Any], path: str | Path, title: str = "Lear
         ax.legend()
     ax_acc.yaxis.set_major_formatter(PercentFormatter(decimals=None))
     fig.suptitle(title)
-    return save_figure(fig, path)
+    return fig

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlplab.files import write_text
+
 __all__ = ["Figure", "Section", "Table", "difference", "percent", "points", "write_html", "write_markdown"]
 
 
@@ -95,7 +97,7 @@ def write_markdown(path: str | Path, title: str, sections: Sequence[Section], pr
             parts.append("")
         for figure in section.figures:
             parts += [f"![{figure.caption}]({_relative(figure.path, path.parent)})", "", f"*{figure.caption}*", ""]
-    _write_text(path, "\n".join(parts).rstrip() + "\n")
+    write_text(path, "\n".join(parts).rstrip() + "\n")
     return path
 
 
@@ -142,7 +144,7 @@ def write_html(path: str | Path, title: str, sections: Sequence[Section], preamb
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )
-    _write_text(path, page)
+    write_text(path, page)
     return path
 
 
@@ -158,9 +160,3 @@ def _relative(target: Path, start: Path) -> str:
         return target.resolve().relative_to(start.resolve()).as_posix()
     except ValueError:
         return target.resolve().as_posix()
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,12 +9,12 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from mlplab import data as datasets
+from mlplab import files, plots
 from mlplab.augment import BatchTransform, Standardizer
 from mlplab.data import Dataset
 from mlplab.errors import ConfigError
 from mlplab.models import Model, build_model
 from mlplab.optim import SGD, Adam, AdamW, Optimizer
-from mlplab.plots import plot_curves
 from mlplab.schedules import Schedule
 from mlplab.training import EpochCallback, History, fit
 
@@ -123,16 +120,36 @@ def metrics_dict(history: History, config: dict[str, Any], dataset: Dataset, sec
     }
 
 
+RUN_FILES = ("metrics.json", "curves.png", "model.npz")
+
+
 def write_run(out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset) -> None:
-    """Write curves.png and model.npz, then metrics.json last (its presence marks a finished run), each atomically.
+    """Publish curves.png, model.npz and metrics.json as a unit, metrics.json last (its presence marks a finished
+    run): a reader sees the earlier run's files or this one's, never a mix.
 
     A run that diverged before finishing an epoch has no best-by-validation model: it writes metrics only.
     """
-    out.mkdir(parents=True, exist_ok=True)
-    if metrics["best_epoch"] is not None:
-        plot_curves(metrics, out / "curves.png", run_title(metrics))
-        save_model(model, out / "model.npz", metrics, dataset.pixel_max)
-    write_json(out / "metrics.json", metrics)
+    files.publish(out, run_files(metrics, model, dataset.pixel_max), marker="metrics.json", owned=RUN_FILES)
+
+
+def run_files(
+    metrics: dict[str, Any], model: Model | None, pixel_max: float, curves: bytes | None = None, title: str = ""
+) -> dict[str, files.Writer]:
+    """A run directory's files by name: curves and model only when an epoch finished, metrics.json always."""
+    out: dict[str, files.Writer] = {}
+    if metrics["train_loss"]:
+        out["curves.png"] = curves if curves else curves_png(metrics, title)
+    if model is not None and metrics["best_epoch"] is not None:  # no snapshot, no model: it would be NaN garbage
+        out["model.npz"] = files.npz_writer(model.archive(**model_meta(metrics, pixel_max)))
+    out["metrics.json"] = files.json_bytes(metrics)
+    return out
+
+
+def curves_png(metrics: dict[str, Any], title: str = "") -> bytes:
+    """The run's loss and accuracy curves as PNG bytes (nothing when no epoch finished)."""
+    if not metrics["train_loss"]:
+        return b""
+    return plots.curves_png(metrics, title or run_title(metrics))
 
 
 def run_title(metrics: dict[str, Any]) -> str:
@@ -141,42 +158,11 @@ def run_title(metrics: dict[str, Any]) -> str:
     return f"{config['type']} on {metrics['dataset']['name']}: lr={config['learning_rate']}, reg={config['reg']}"
 
 
-def save_model(model: Model, path: Path, metrics: dict[str, Any], pixel_max: float) -> None:
-    """model.npz with what `mlplab evaluate` needs to find the data again."""
-    model.save(
-        path,
-        dataset=metrics["dataset"]["name"],
-        data_dir=metrics["config"].get("data_dir"),
-        pixel_max=pixel_max,
-        best_epoch=metrics["best_epoch"],
-    )
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path` and rename it over `path`: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
-def write_json(path: Path, content: Any) -> None:
-    """Write JSON atomically; NaN/inf become null."""
-    write_bytes(path, (json.dumps(_finite(content), indent=2, allow_nan=False, default=_plain) + "\n").encode())
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities become null: JSON has no spelling for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars to Python numbers for JSON."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+def model_meta(metrics: dict[str, Any], pixel_max: float) -> dict[str, Any]:
+    """What `mlplab evaluate` needs to find the data again, stored beside the parameters in model.npz."""
+    return {
+        "dataset": metrics["dataset"]["name"],
+        "data_dir": metrics["config"].get("data_dir"),
+        "pixel_max": pixel_max,
+        "best_epoch": metrics["best_epoch"],
+    }

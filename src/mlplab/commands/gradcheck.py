@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from mlplab import data as datasets
+from mlplab.errors import MlplabError
+from mlplab.files import quoted
 from mlplab.gradcheck import check_gradients, move_to_random_point
 from mlplab.models import build_model
 from mlplab.training import batches
@@ -32,9 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    widths = hidden_widths(args.hidden_sizes)
+    if not 1 <= args.batch <= 1024:
+        raise MlplabError(f"--batch must be between 1 and 1024 images, got {args.batch}")
+    if args.samples < 1:
+        raise MlplabError(f"--samples must be ≥ 1, got {args.samples}")
     ds = datasets.load("digits")
     x, y = next(batches(ds.train, args.batch, ds.pixel_max, "float64"))
-    widths = [int(w) for w in args.hidden_sizes.split(",") if w.strip()]
     model = build_model(
         args.model,
         input_size=ds.input_size,
@@ -58,3 +64,14 @@ def run(args: argparse.Namespace) -> int:
             f"({r.checked} of {r.size} coordinates)  {verdict}"
         )
     return 0 if all(r.worst_relative_error <= args.tolerance for r in results) else EXIT_FAILED
+
+
+def hidden_widths(text: str) -> list[int]:
+    """--hidden-sizes: comma-separated positive integers."""
+    try:
+        widths = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        widths = []
+    if not widths or min(widths) < 1:
+        raise MlplabError(f"--hidden-sizes takes comma-separated widths ≥ 1, e.g. 32,16; got {quoted(text)}")
+    return widths

@@ -12,6 +12,7 @@ from mlplab.errors import MlplabError
 from mlplab.experiments.conditions import CONDITIONS, DEFAULT_CORRUPTION, condition_names
 from mlplab.experiments.figures import RANDOMIZATION_FIGURES
 from mlplab.experiments.randomize import MODELS, OPTIMIZERS, QUICK, Settings, randomize
+from mlplab.files import claim_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,6 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The command line as experiment settings."""
+    for flag, value in (("--subset", args.subset), ("--max-steps", args.max_steps)):
+        if value is not None and value < 1:
+            raise MlplabError(f"{flag} must be ≥ 1, got {value}")
     dataset = args.dataset or (infer_dataset(args.data_dir) if args.data_dir else "digits")
     quick = QUICK if args.quick else {}
     return Settings(
@@ -129,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     start = time.perf_counter()
+    claim_output(args.out)
     with executor_from(args) as executor:
         randomize(conditions, settings, args.out, executor, on_result=lambda r: print(condition_line(r), flush=True))
     out = Path(args.out)

@@ -13,6 +13,7 @@ from mlplab.commands.common import (
     executor_from,
     finished_line,
 )
+from mlplab.files import claim_output
 from mlplab.report import difference, percent, points
 
 
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     base = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     print(f"reproducing the writeup with {base['type']} on {base['dataset']} into {args.out}", flush=True)
     extras = [randomization_extra(lambda r: print(condition_line(r), flush=True))] if args.with_randomization else []
+    claim_output(args.out)
     with executor_from(args) as executor:
         results = reproduce(
             base, args.out, executor, extras, on_saved=lambda n, m: print(finished_line(n, m), flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mlplab.commands.common import add_config_arguments, add_executor_arguments, executor_from, finished_line
+from mlplab.files import claim_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
         args.key, args.values, args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir
     )
     out = args.out or f"runs/sweep-{key}"
+    claim_output(out)
     with executor_from(args) as executor:
         result = run_sweep(
             key, configs, out, executor, on_saved=lambda name, m: print(finished_line(name, m), flush=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from mlplab.files import write_text
 from mlplab.report import Table
 
 EXIT_FAILED = 1
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     results = theory.run_all()
     print(theory.format_lines(results))
     if args.markdown:
-        Path(args.markdown).write_text(Table(list(theory.COLUMNS), theory.rows(results)).markdown() + "\n")
+        write_text(args.markdown, Table(list(theory.COLUMNS), theory.rows(results)).markdown() + "\n")
     passed = sum(r.passed for r in results)
     print(f"{passed}/{len(results)} claims pass")
     return 0 if passed == len(results) else EXIT_FAILED

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from mlplab import config as configs
 from mlplab import data as datasets
 from mlplab.commands.common import add_config_arguments, epoch_line, show_progress
 from mlplab.data import Dataset
-from mlplab.errors import MlplabError
+from mlplab.files import claim_output
 from mlplab.run import train_run
 from mlplab.training import History
 
@@ -27,12 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
+    out = claim_output(args.out)  # checked writable and held before any data is read or training starts
     dataset = datasets.load(config["dataset"], config["data_dir"])
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MlplabError(f"--out {out}: cannot create the output directory ({exc.strerror})") from None
     print(run_header(config, dataset), flush=True)
 
     def report(epoch: int, history: History) -> None:

@@ -10,6 +10,7 @@ from mlplab import config as configs
 from mlplab.commands.common import add_config_arguments, add_executor_arguments, executor_from
 from mlplab.errors import ConfigError
 from mlplab.experiments.search_space import SAMPLERS, load_space
+from mlplab.files import claim_output
 from mlplab.report import percent
 
 if TYPE_CHECKING:
@@ -31,14 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def trial_line(trial: optuna.trial.FrozenTrial) -> str:
-    attrs = trial.user_attrs
+    from mlplab.experiments.tune import run_info, val_curve
+
+    attrs = run_info(trial)
     state = trial.state.name.lower()
     if state == "pruned":
         state = f"pruned after epoch {attrs.get('epochs_done')}"
     elif attrs.get("status") == "diverged":
         state = "diverged"
+    elif attrs.get("status") == "error":
+        state = f"failed: {attrs.get('error')}"
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-    best_val = max(trial.intermediate_values.values(), default=None)
+    best_val = max(val_curve(trial).values(), default=None)
     return (
         f"trial {trial.number:>3} [{state}] {params}: val {percent(best_val)}  test {percent(attrs.get('test_acc'))}"
         f"  ({attrs.get('seconds') or 0:.1f} s)"
@@ -53,7 +58,7 @@ def waiting_line(running: list[optuna.trial.FrozenTrial]) -> str:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from mlplab.experiments.tune import counts, run_study, top_table
+    from mlplab.experiments.tune import counts, run_info, run_study, top_table
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours to print
 
@@ -62,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     base = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     space = load_space(args.space)
     pruner = optuna.pruners.NopPruner() if args.no_pruning else None
+    claim_output(args.out)
     with executor_from(args) as executor:
         result = run_study(
             base,
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     params = ", ".join(f"{k}={v}" for k, v in best.params.items())
     print(
         f"best trial {best.number}: {params}\n"
-        f"  validation {percent(best.value)} (the objective), test {percent(best.user_attrs.get('test_acc'))}"
+        f"  validation {percent(best.value)} (the objective), test {percent(run_info(best).get('test_acc'))}"
     )
     print()
     print(top_table(result, space).markdown())

@@ -92,6 +92,14 @@ def load(name: str = "digits", data_dir: str | Path | None = None) -> Dataset:
     if test_x.shape[1] != train_x.shape[1]:
         raise DataError(f"train images have {train_x.shape[1]} pixels but test images {test_x.shape[1]}")
     cut = int(len(train_y) * TRAIN_FRACTION)
+    first = next(iter(files.values()))
+    if cut < 1 or cut == len(train_y):
+        raise DataError(
+            f"{first}: {len(train_y)} training image(s) cannot be split {TRAIN_FRACTION:.0%}/{1 - TRAIN_FRACTION:.0%} "
+            "into training and validation; give at least 2"
+        )
+    if not len(test_y):
+        raise DataError(f"{files.get('test_images', files.get('test_csv'))}: no test images")
     source = str(Path(next(iter(files.values()))).parent)
     return Dataset(
         name=name,
@@ -114,7 +122,7 @@ def _idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndar
     if len(images) != len(labels):
         raise DataError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
     _check_labels(labels, labels_path)
-    flat = images.reshape(len(images), -1)
+    flat = images.reshape(len(images), math.prod(images.shape[1:]))
     shape = images.shape[1:] if images.ndim == 3 else (1, flat.shape[1])
     return flat, labels.astype(np.int64), (int(shape[0]), int(shape[1]))
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from mlplab import files
 from mlplab.errors import DataError
 
 IDX_DTYPES: dict[int, np.dtype[Any]] = {
@@ -22,36 +24,74 @@ IDX_DTYPES: dict[int, np.dtype[Any]] = {
 IDX_CODES = {dtype.str.lstrip("<>|"): code for code, dtype in IDX_DTYPES.items()}
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is a .gz file."""
+MAX_DATA_BYTES = 1 << 32  # 4 GiB: 50× MNIST's training images; a declared size beyond it is a corrupt header
+
+
+def _open(path: Path) -> BinaryIO:
+    """The file for reading, gunzipped on the fly when it is gzip'd: nothing is inflated before it is checked."""
     try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        raw = path.open("rb")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from None
+    if raw.read(2) == b"\x1f\x8b":
+        raw.seek(0)
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    raw.seek(0)
+    return raw
+
+
+def _read(path: Path, stream: BinaryIO, size: int) -> bytes:
+    """Up to `size` bytes; a corrupt or truncated gzip stream is a DataError."""
+    try:
+        return stream.read(size)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read: {exc} (truncated or corrupt gzip?)") from None
 
 
+def _read_bytes(path: Path, limit: int = MAX_DATA_BYTES) -> bytes:
+    """The file's bytes, gunzipped when it is a .gz file; refused past `limit` bytes."""
+    with _open(path) as stream:
+        data = _read(path, stream, limit + 1)
+    if len(data) > limit:
+        raise DataError(f"{path}: more than {limit:,} bytes (uncompressed); not a dataset file mlplab reads")
+    return data
+
+
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (the MNIST format) into an array of its own shape and dtype."""
+    """Read an IDX file (the MNIST format) into an array of its own shape and dtype.
+
+    The size the header declares is checked (against MAX_DATA_BYTES, and against the file's size when it is not
+    compressed) before the body is read, so a corrupt header or a gzip bomb never allocates more than it claims.
+    """
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DataError(f"{path}: not an IDX file (bad magic number {data[:4].hex() or 'empty'})")
-    code, ndim = data[2], data[3]
-    if code not in IDX_DTYPES:
-        raise DataError(f"{path}: unknown IDX data type 0x{code:02x}")
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    dtype = IDX_DTYPES[code]
-    expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has trailing bytes"
-        raise DataError(f"{path}: {what}: {len(data)} bytes, the header {shape} needs {expected}")
-    array = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    with _open(path) as stream:
+        head = _read(path, stream, 4)
+        if len(head) < 4 or head[0] != 0 or head[1] != 0:
+            raise DataError(f"{path}: not an IDX file (bad magic number {head.hex() or 'empty'})")
+        code, ndim = head[2], head[3]
+        if code not in IDX_DTYPES:
+            raise DataError(f"{path}: unknown IDX data type 0x{code:02x}")
+        dims = _read(path, stream, 4 * ndim)
+        if ndim == 0 or len(dims) < 4 * ndim:
+            raise DataError(f"{path}: truncated IDX header")
+        shape = tuple(int(d) for d in np.frombuffer(dims, ">u4"))
+        dtype = IDX_DTYPES[code]
+        header = 4 + 4 * ndim
+        body = math.prod(shape) * dtype.itemsize
+        if body > MAX_DATA_BYTES:
+            raise DataError(f"{path}: the header declares shape {shape} ({body:,} bytes); corrupt header?")
+        if not isinstance(stream, gzip.GzipFile) and path.stat().st_size != header + body:
+            size = path.stat().st_size
+            what = "truncated" if size < header + body else "has trailing bytes"
+            raise DataError(f"{path}: {what}: {size} bytes, the header {shape} needs {header + body}")
+        data = _read(path, stream, body + 1)
+    if len(data) != body:
+        what = "truncated" if len(data) < body else "has trailing bytes"
+        got = f"{header + len(data)}" if len(data) <= body else f"more than {header + body}"
+        raise DataError(f"{path}: {what}: {got} bytes uncompressed, the header {shape} needs {header + body}")
+    array = np.frombuffer(data, dtype).reshape(shape)
     native: np.ndarray = array.astype(dtype.newbyteorder("="), copy=False)
     return native
 
@@ -64,7 +104,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     body = array.astype(IDX_DTYPES[code], copy=False).tobytes()
     payload = header + body
     path = Path(path)
-    path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
+    files.write_bytes(path, gzip.compress(payload) if path.suffix == ".gz" else payload)
 
 
 def read_csv(path: str | Path, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:

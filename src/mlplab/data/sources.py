@@ -5,10 +5,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
-import urllib.request
+import sys
+import time
+import zlib
 from pathlib import Path
+from typing import Any
 
+from mlplab.data.readers import MAX_DATA_BYTES
 from mlplab.errors import DataError
 
 # The four standard files of each dataset; the SHA-256 is of the *uncompressed* IDX bytes, so a mirror's
@@ -107,6 +110,28 @@ def locate(name: str, data_dir: str | Path | None = None, download: bool | None 
         ) from None
 
 
+DOWNLOAD_TIMEOUT = 600.0  # seconds per file, in total: a stalled or crawling mirror is given up on
+STALL_TIMEOUT = 30.0  # seconds without a byte
+
+
+def download_timeout() -> float:
+    """DOWNLOAD_TIMEOUT, or $MLPLAB_DOWNLOAD_TIMEOUT seconds."""
+    text = os.environ.get("MLPLAB_DOWNLOAD_TIMEOUT", "")
+    try:
+        value = float(text) if text else DOWNLOAD_TIMEOUT
+    except ValueError:
+        raise DataError(f"MLPLAB_DOWNLOAD_TIMEOUT must be a number of seconds, got {text[:40]!r}") from None
+    if not 0 < value < 86400:
+        raise DataError(f"MLPLAB_DOWNLOAD_TIMEOUT must be between 0 and 86400 seconds, got {value}")
+    return value
+
+
+def mirrors(name: str) -> list[str]:
+    """The mirrors to try in order: $MLPLAB_MIRROR first when set (a local or institutional copy)."""
+    extra = os.environ.get("MLPLAB_MIRROR", "").strip()
+    return ([extra.rstrip("/") + "/"] if extra else []) + MIRRORS[name]
+
+
 def fetch(name: str, target: Path) -> dict[str, Path]:
     """Download the standard files from the first mirror that serves them, checking each SHA-256."""
     target.mkdir(parents=True, exist_ok=True)
@@ -115,7 +140,7 @@ def fetch(name: str, target: Path) -> dict[str, Path]:
         if final.is_file():
             continue
         errors = []
-        for mirror in MIRRORS[name]:
+        for mirror in mirrors(name):
             try:
                 _download_checked(mirror + f"{stem}.gz", final, digest)
                 break
@@ -128,14 +153,86 @@ def fetch(name: str, target: Path) -> dict[str, Path]:
     return files
 
 
+class _Deadline:
+    """pooch's progress hook: shows progress on a terminal and ends the download once its time is up."""
+
+    def __init__(self, url: str, seconds: float) -> None:
+        self.url, self.seconds = url, seconds
+        self.deadline = time.monotonic() + seconds
+        self.total = 0
+        self.bar: Any = None
+
+    def update(self, n: int) -> None:
+        if time.monotonic() > self.deadline:
+            raise TimeoutError(f"not finished after {self.seconds:g} s (MLPLAB_DOWNLOAD_TIMEOUT)")
+        if self.bar is None and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total or None, unit="B", unit_scale=True, desc=self.url.rsplit("/", 1)[-1])
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def reset(self) -> None:
+        if self.bar is not None:
+            self.bar.reset()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _download_checked(url: str, final: Path, digest: str) -> None:
-    """Download url to a temporary file, check the uncompressed SHA-256, then move it into place."""
-    with urllib.request.urlopen(url, timeout=60) as response:
-        payload = response.read()
-    actual = hashlib.sha256(gzip.decompress(payload)).hexdigest()
-    if actual != digest:
-        raise OSError(f"checksum mismatch for {url}: {actual} != {digest}")
-    fd, tmp = tempfile.mkstemp(dir=final.parent, suffix=".part")
-    with os.fdopen(fd, "wb") as out:
-        out.write(payload)
-    os.replace(tmp, final)
+    """Download `url` with pooch beside `final` within the total timeout, check the SHA-256 of the uncompressed
+    bytes (so any mirror's gzip checks the same), then move it into place."""
+    import pooch
+    import requests
+
+    pooch.get_logger().setLevel("WARNING")  # it logs each file's hash at INFO on stderr
+    seconds = download_timeout()
+    part = final.with_name(f".{final.name}.{os.getpid()}.download")
+    timeouts = (min(10.0, seconds), min(STALL_TIMEOUT, seconds))  # connecting, and waiting for the next bytes
+    downloader = pooch.HTTPDownloader(progressbar=_Deadline(url, seconds), chunk_size=1 << 16, timeout=timeouts)
+    try:
+        pooch.retrieve(url, known_hash=None, fname=part.name, path=part.parent, downloader=downloader)
+        actual = _gunzipped_sha256(part)
+        if actual != digest:
+            raise OSError(f"checksum mismatch for {url}: {actual} != {digest}")
+        os.replace(part, final)
+    except requests.RequestException as exc:
+        raise OSError(_network_problem(exc, timeouts[1])) from None
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _network_problem(exc: Exception, stall: float) -> str:
+    """A short reason for a failed request (requests' own messages run to hundreds of characters)."""
+    import requests
+
+    text = str(exc)
+    if "Failed to resolve" in text or "NameResolution" in text:
+        return "host not found (offline?)"
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.ReadTimeout) or "Read timed out" in text:
+        return f"no data for {stall:g} s"
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    if "Connection refused" in text:
+        return "connection refused"
+    return f"{type(exc).__name__}: {text[:100]}"
+
+
+def _gunzipped_sha256(path: Path) -> str:
+    """SHA-256 of a gzip file's content, streamed (never the whole file in memory); OSError when not gzip."""
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        with gzip.open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                total += len(chunk)
+                if total > MAX_DATA_BYTES:
+                    raise OSError(f"{path.name}: inflates past {MAX_DATA_BYTES:,} bytes")
+                digest.update(chunk)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise OSError(f"not a complete gzip file ({exc})") from None
+    return digest.hexdigest()

@@ -6,11 +6,15 @@ keeps it, so tasks never ship arrays. The parent collects results one at a time 
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
+import hashlib
 import multiprocessing
 import os
+import select
 import socket
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from typing import Any
@@ -20,8 +24,9 @@ from threadpoolctl import threadpool_limits
 from mlplab import data as datasets
 from mlplab.data import Dataset
 from mlplab.errors import MlplabError
-from mlplab.experiments.store import RunOutcome, RunStore, curves_png
-from mlplab.run import train_run
+from mlplab.experiments.store import RunOutcome, RunStore
+from mlplab.files import quoted_text
+from mlplab.run import curves_png, train_run
 from mlplab.training import EpochCallback
 
 # One BLAS thread per run, whatever the worker count: these matrices are small enough that a second thread
@@ -79,14 +84,14 @@ class Executor(ABC):
     def result(self, handle: Any) -> Any:
         """The finished task's return value (or its exception, raised)."""
 
-    def close(self) -> None:  # noqa: B027 - nothing to release unless a subclass holds workers
-        """Release workers or connections."""
+    def close(self, abort: bool = False) -> None:  # noqa: B027 - nothing to release unless a subclass holds workers
+        """Release workers or connections; with `abort`, stop running tasks instead of waiting for them."""
 
     def __enter__(self) -> Executor:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(abort=exc_type is not None)
 
 
 class _Deferred:
@@ -128,8 +133,39 @@ class SerialExecutor(Executor):
         return handle.value
 
 
+def end_with_parent(parent: int) -> None:
+    """Worker initializer: exit as soon as process `parent` ends, however it ends (even SIGKILL, which leaves no
+    chance to tell the workers). Watches a pidfd where the kernel has them, else polls once a second."""
+    try:
+        handle: int | None = os.pidfd_open(parent)
+    except (AttributeError, OSError):
+        handle = None
+
+    def watch() -> None:
+        if handle is not None:
+            select.select([handle], [], [])  # readable once the process has ended
+        else:
+            while _alive(parent):
+                time.sleep(1.0)
+        os._exit(1)
+
+    if handle is None and not _alive(parent):
+        os._exit(1)
+    threading.Thread(target=watch, name="mlplab-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class LocalExecutor(Executor):
-    """A process pool of `workers` processes on this machine."""
+    """A process pool of `workers` processes on this machine; the workers end when this process ends."""
 
     def __init__(self, workers: int) -> None:
         self.slots = workers
@@ -138,7 +174,9 @@ class LocalExecutor(Executor):
         if method == "forkserver":
             # Workers fork from a server that has already imported mlplab, so each starts in milliseconds.
             context.set_forkserver_preload([__name__])
-        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self.pool = cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=end_with_parent, initargs=(os.getpid(),)
+        )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> cf.Future:
         return self.pool.submit(fn, *args)
@@ -152,21 +190,45 @@ class LocalExecutor(Executor):
         except cf.process.BrokenProcessPool as exc:
             raise MlplabError(f"a worker process died ({exc}); rerun with the same --out to resume") from None
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        if abort:  # interrupted or terminated: running tasks' results would be discarded, so stop them now
+            # ProcessPoolExecutor has no public way to stop running tasks before Python 3.14's terminate_workers.
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+CONNECT_TIMEOUT = 15.0  # seconds to reach a Dask scheduler and hear back from it
+
+
+def connect_timeout() -> float:
+    """CONNECT_TIMEOUT, or $MLPLAB_CONNECT_TIMEOUT seconds (tests and slow networks)."""
+    text = os.environ.get("MLPLAB_CONNECT_TIMEOUT", "")
+    try:
+        value = float(text) if text else CONNECT_TIMEOUT
+    except ValueError:
+        raise MlplabError(f"MLPLAB_CONNECT_TIMEOUT must be a number of seconds, got {text[:40]!r}") from None
+    if not 0 < value < 86400:
+        raise MlplabError(f"MLPLAB_CONNECT_TIMEOUT must be between 0 and 86400 seconds, got {value}")
+    return value
 
 
 class DaskExecutor(Executor):
     """Tasks on an existing Dask cluster (`dask scheduler` + `dask worker`); mlplab must be installed there."""
 
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
+    def __init__(self, address: str, timeout: float | None = None) -> None:
         from distributed import Client
+        from distributed.security import Security
 
+        timeout = connect_timeout() if timeout is None else timeout
+        security = Security()  # TLS certificates from Dask's own configuration, when a tls:// cluster needs them
         try:
             _check_reachable(address, timeout)
-            self.client = Client(address, timeout=timeout, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise MlplabError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+            _handshake(address, security, timeout)
+            self.client = Client(address, timeout=timeout, set_as_default=False, security=security)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            why = str(exc) or f"no answer within {timeout:g} s"
+            raise MlplabError(f"cannot reach the Dask scheduler at {quoted_text(address)}: {why}") from None
         self.slots = max(1, sum(self.client.nthreads().values()))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any:
@@ -184,7 +246,7 @@ class DaskExecutor(Executor):
     def result(self, handle: Any) -> Any:
         return handle.result()
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         self.client.close()
 
 
@@ -195,9 +257,26 @@ def _check_reachable(address: str, timeout: float) -> None:
         return
     host, _, port = rest.rpartition(":")
     if not port.isdigit():
-        raise ValueError(f"expected tcp://HOST:PORT, got {address!r}")
+        raise ValueError(f"expected tcp://HOST:PORT, got {quoted_text(address)!r}")
     with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
         pass
+
+
+def _handshake(address: str, security: Any, timeout: float) -> None:
+    """Ask the scheduler who it is, all within `timeout` seconds: a listener that accepts and never speaks, or
+    an address no scheme can reach, fails here instead of hanging or leaving a half-built client behind."""
+    from distributed.core import rpc
+
+    async def identity() -> Any:
+        async with rpc(address, timeout=timeout, connection_args=security.get_connection_args("client")) as r:
+            return await r.identity()
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(identity(), timeout)
+
+    reply = asyncio.run(bounded())
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise ValueError("the process at that address is not a Dask scheduler")
 
 
 def make_executor(workers: int | None = None, dask_scheduler: str | None = None) -> Executor:
@@ -267,10 +346,15 @@ class Runner:
             self.collect()
 
 
+MAX_RUN_NAME = 120  # characters: file systems allow 255 bytes per name, and a name is read by people
+
+
 def run_dir_name(text: str) -> str:
-    """A run name usable as a directory name on any system."""
-    safe = "".join(c if c.isalnum() or c in "=.,+-_" else "_" for c in text)
-    return safe or "_"
+    """A run name usable as a directory name on any system; a long one is cut and ends in a hash of the whole."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "=.,+-_") else "_" for c in text) or "_"
+    if len(safe) > MAX_RUN_NAME:
+        safe = f"{safe[: MAX_RUN_NAME - 13]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    return safe
 
 
 def check_dataset_reachable(config: dict[str, Any]) -> None:

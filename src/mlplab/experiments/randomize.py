@@ -23,7 +23,8 @@ from mlplab.errors import ConfigError, MlplabError
 from mlplab.experiments.conditions import apply_condition, corruption_level, transform_seed
 from mlplab.experiments.executors import BLAS_THREADS, Executor, SerialExecutor, cached_dataset
 from mlplab.experiments.figures import plot_randomization
-from mlplab.run import make_model, make_optimizer, make_transform, write_json
+from mlplab.files import write_json
+from mlplab.run import make_model, make_optimizer, make_transform
 from mlplab.training import fit_until_memorized
 
 OPTIMIZERS = ("adam", "sgd")
@@ -270,6 +271,8 @@ def _resume(out: Path, settings: Settings) -> dict[str, dict[str, Any]]:
         done = json.loads(results.read_text()) if results.exists() else {}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise MlplabError(f"{out}: unreadable earlier run ({exc}); use another --out or delete it") from None
+    if not isinstance(done, dict) or not all(isinstance(r, dict) and "condition" in r for r in done.values()):
+        raise MlplabError(f"{results}: not a randomization run's results; use another --out or delete it")
     if before != json.loads(json.dumps(asdict(settings))):
         raise MlplabError(f"{out} holds a randomization run with other settings; use another --out or delete it")
     return done

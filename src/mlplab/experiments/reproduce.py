@@ -21,8 +21,8 @@ from mlplab.experiments.executors import Executor, Runner, check_dataset_reachab
 from mlplab.experiments.figures import accuracy_overlay
 from mlplab.experiments.store import RunStore, summarize
 from mlplab.experiments.sweep import SweepResult, accuracy_table, sweep_section
+from mlplab.files import write_json
 from mlplab.report import Figure, Section, Table, difference, percent, points, write_html, write_markdown
-from mlplab.run import write_json
 
 LR_VALUES = (1.0, 0.1, 0.05, 0.01)
 REG_VALUES = (1.0, 0.1, 0.01, 0.001, 0.0001)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlplab import config as configs
 from mlplab.errors import ConfigError
+from mlplab.files import quoted
 
 if TYPE_CHECKING:
     import optuna
@@ -90,7 +91,7 @@ def _choices(where: str, key: str, choices: Any) -> Param:
 def _range(where: str, key: str, spec: dict[str, Any]) -> Param:
     low, high = _checked(where, key, spec["low"]), _checked(where, key, spec["high"])
     if not isinstance(low, int | float) or isinstance(low, bool) or low >= high:
-        raise ConfigError(f"{where}: needs numbers with low < high, got low={low!r} high={high!r}")
+        raise ConfigError(f"{where}: needs numbers with low < high, got low={quoted(low)} high={quoted(high)}")
     step, log = spec.get("step"), bool(spec.get("log", False))
     if step is not None and (not isinstance(step, int | float) or step <= 0 or log):
         raise ConfigError(f"{where}: step must be a positive number and cannot be combined with log")

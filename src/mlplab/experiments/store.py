@@ -4,17 +4,16 @@ sweep restarted with the same output directory redoes no finished run."""
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mlplab import files
 from mlplab.errors import MlplabError
 from mlplab.models import build_model
-from mlplab.plots import plot_curves
-from mlplab.run import run_title, save_model, write_bytes, write_json
+from mlplab.run import RUN_FILES, run_files
 
 METRICS = "metrics.json"
 
@@ -54,35 +53,24 @@ class RunStore:
             metrics = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise MlplabError(f"{path}: unreadable ({exc}); delete that run directory to redo it") from None
-        if comparable(metrics.get("config")) != comparable(config):
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("train_loss"), list):
+            raise MlplabError(f"{path}: not a run's metrics; delete that run directory to redo it")
+        if comparable(metrics.get("config") or {}) != comparable(config):
             raise MlplabError(f"{path.parent} holds a run made with a different config; use another --out or delete it")
         return metrics
 
     def save(self, name: str, outcome: RunOutcome, title: str = "") -> dict[str, Any]:
-        """Write model.npz and curves.png, then metrics.json last: a run with metrics.json is complete."""
-        run_dir = self.path(name)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        """Publish model.npz, curves.png and metrics.json as a unit, metrics.json last: with it, a run is complete."""
+        run_dir = files.make_dir(self.path(name))
+        files.remove_stale_temporaries(run_dir)  # a killed writer's leftovers; the caller holds the output lock
         metrics = outcome.metrics
-        if outcome.state and metrics["best_epoch"] is not None:  # no snapshot, no model: it would be NaN garbage
+        model = None
+        if outcome.state:
             model = build_model(outcome.model_type, **outcome.hyper)
             model.load_state(outcome.state)
-            save_model(model, run_dir / "model.npz", metrics, outcome.pixel_max)
-        if outcome.curves_png:
-            write_bytes(run_dir / "curves.png", outcome.curves_png)
-        elif metrics["train_loss"]:
-            plot_curves(metrics, run_dir / "curves.png", title or run_title(metrics))
-        write_json(run_dir / METRICS, metrics)
-        return json.loads((run_dir / METRICS).read_text())
-
-
-def curves_png(metrics: dict[str, Any], title: str = "") -> bytes:
-    """The run's loss and accuracy curves as PNG bytes (nothing when no epoch finished)."""
-    if not metrics["train_loss"]:
-        return b""
-    with tempfile.TemporaryDirectory(prefix="mlplab-curves-") as tmp:
-        path = Path(tmp) / "curves.png"
-        plot_curves(metrics, path, title or run_title(metrics))
-        return path.read_bytes()
+        written = run_files(metrics, model, outcome.pixel_max, outcome.curves_png, title)
+        files.publish(run_dir, written, marker=METRICS, owned=RUN_FILES)
+        return json.loads(written[METRICS])  # type: ignore[arg-type]  # bytes: json_bytes made it
 
 
 def summarize(metrics: dict[str, Any]) -> dict[str, Any]:

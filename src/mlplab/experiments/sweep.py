@@ -13,8 +13,8 @@ from mlplab.experiments.commentary import sweep_commentary
 from mlplab.experiments.executors import Executor, Runner, check_dataset_reachable, run_dir_name
 from mlplab.experiments.figures import accuracy_overlay
 from mlplab.experiments.store import RunStore, comparable, summarize
+from mlplab.files import quoted, write_json, write_text
 from mlplab.report import Figure, Section, Table, percent, write_html, write_markdown
-from mlplab.run import write_json
 
 ROWS = (("Training accuracy", "train_acc"), ("Validation accuracy", "val_acc"), ("Test accuracy", "test_acc"))
 
@@ -48,6 +48,7 @@ def value_configs(
         if twin is not None:
             raise ConfigError(f"sweep values {twin!r} and {text!r} give the same {canonical}; drop one")
         out[text] = config
+    distinct_run_names(canonical, out)
     return canonical, out
 
 
@@ -69,6 +70,21 @@ def run_name(key: str, label: str) -> str:
     return run_dir_name(f"{key}={label}")
 
 
+def distinct_run_names(key: str, value_config: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """One run directory name per value label; two values whose names would share a directory are refused."""
+    names: dict[str, str] = {}
+    for label in value_config:
+        name = run_name(key, label)
+        twin = next((other for other, taken in names.items() if taken == name), None)
+        if twin is not None:
+            raise ConfigError(
+                f"sweep values {quoted(twin)} and {quoted(label)} would share the run directory {quoted(name)}; "
+                "write one of them differently"
+            )
+        names[label] = name
+    return names
+
+
 def run_sweep(
     key: str,
     value_config: dict[str, dict[str, Any]],
@@ -80,7 +96,7 @@ def run_sweep(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_dataset_reachable(next(iter(value_config.values())))
-    names = {label: run_name(key, label) for label in value_config}
+    names = distinct_run_names(key, value_config)
     store = RunStore(out / "runs")
 
     def saved(name: str, metrics: dict[str, Any]) -> None:
@@ -98,7 +114,7 @@ def run_sweep(
     result = SweepResult(key, runs, {label: store.path(n) for label, n in names.items()}, out)
     write_json(out / "results.json", result.runs)
     section = sweep_section(result, f"Sweep over {key}")
-    (out / "table.md").write_text(result.table.markdown() + "\n")
+    write_text(out / "table.md", result.table.markdown() + "\n")
     write_markdown(out / "report.md", f"Sweep over {key}", [section])
     write_html(out / "report.html", f"Sweep over {key}", [section])
     return result

@@ -28,16 +28,18 @@ from optuna.trial import TrialState
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.experiments.executors import Executor, cached_dataset, check_dataset_reachable, train_in_worker
 from mlplab.experiments.search_space import SAMPLERS, Param
-from mlplab.experiments.store import RunOutcome, RunStore, curves_png, summarize
+from mlplab.experiments.store import RunOutcome, RunStore, summarize
 from mlplab.experiments.study_storage import driver_url, storage_lock, wait_for_others
+from mlplab.files import quoted_text, write_json, write_text
 from mlplab.plots import save_figure
 from mlplab.report import Table, percent
-from mlplab.run import metrics_dict, write_json
+from mlplab.run import curves_png, metrics_dict
 from mlplab.training import History
 
 PRUNER_STARTUP = 3  # completed trials before any pruning: the median of fewer says little
 PRUNER_WARMUP = 2  # epochs every trial gets before it can be pruned
 TOP = 10
+RUN_ATTR = "run"
 
 
 def grid_left(study: optuna.Study, space: dict[str, Param]) -> int:
@@ -156,16 +158,41 @@ def _dead(owner_tag: Any) -> bool:
     return False
 
 
-def requeue_interrupted(study: optuna.Study) -> list[int]:
-    """Trials left RUNNING by a killed process on this machine: mark them failed and queue their params again."""
+def run_info(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """What a finished trial recorded about its run (status, accuracies, curve, seconds, error), stored as one
+    user attribute so recording a trial costs one write plus the tell."""
+    return {**trial.user_attrs, **trial.user_attrs.get(RUN_ATTR, {})}
+
+
+def val_curve(trial: optuna.trial.FrozenTrial) -> dict[int, float]:
+    """Validation accuracy per epoch, as recorded at the trial's end."""
+    curve = run_info(trial).get("val_acc")
+    if isinstance(curve, list):
+        return {epoch: v for epoch, v in enumerate(curve, start=1) if v is not None}
+    return dict(trial.intermediate_values)
+
+
+def trial_dir(number: int) -> str:
+    return f"trial-{number:04d}"
+
+
+def recover_interrupted(study: optuna.Study, base: dict[str, Any], store: RunStore) -> list[int]:
+    """Trials left RUNNING by a killed process on this machine: one whose run directory is complete is recorded
+    from its files (never trained again); the others are marked failed and their params queued again."""
     stale = [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if _dead(t.user_attrs.get("owner"))
     ]
+    requeued = []
     for t in stale:
+        metrics = store.load(trial_dir(t.number), {**base, **t.params}) if t.params else None
+        if metrics is not None:
+            finish(study, t.number, metrics)
+            continue
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         if t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
-    return [t.number for t in stale]
+        requeued.append(t.number)
+    return requeued
 
 
 def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -177,7 +204,7 @@ def finished_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         t
         for t in trials
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        or (t.state == TrialState.FAIL and "status" in t.user_attrs and t.number not in retried)
+        or (t.state == TrialState.FAIL and "status" in run_info(t) and t.number not in retried)
     ]
 
 
@@ -188,7 +215,7 @@ def budget_left(study: optuna.Study, trials: int) -> int:
 
 def pruning_snapshot(study: optuna.Study) -> list[tuple[float, dict[int, float]]]:
     return [
-        (t.value, dict(t.intermediate_values))
+        (t.value, val_curve(t))
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.value is not None
     ]
@@ -237,8 +264,8 @@ def run_study(
     next_number = len(study.trials)
     if sampler != "grid":  # a resumed seeded sampler must not replay the first trials' draws
         study.sampler = make_sampler(sampler, space, base["seed"] + next_number)
-    requeue_interrupted(study)
     store = RunStore(out / "trials")
+    recover_interrupted(study, base, store)
     tag = owner()
     in_flight: dict[Any, tuple[optuna.Trial, dict[str, Any]]] = {}
     while True:
@@ -262,11 +289,12 @@ def run_study(
             try:
                 outcome = executor.result(handle)
             except MlplabError as exc:  # e.g. a combination of settings the trainer rejects: fix the space
-                trial.set_user_attr("status", "error")
-                trial.set_user_attr("error", str(exc))
-                study.tell(trial, state=TrialState.FAIL)
+                record_error(study, trial, exc)
                 raise MlplabError(f"trial {trial.number} ({_params_text(trial.params)}): {exc}") from None
-            frozen = record(study, trial, outcome, store)
+            except Exception as exc:  # a crash inside the trial: recorded with its error, never retried
+                frozen = record_error(study, trial, exc)
+            else:
+                frozen = record(study, trial, outcome, store)
             if on_trial:
                 on_trial(frozen)
     wait_for_others(study, tag, _dead, on_wait)
@@ -288,21 +316,35 @@ def suggest_all(study: optuna.Study, trial: optuna.Trial, space: dict[str, Param
 
 
 def record(study: optuna.Study, trial: optuna.Trial, outcome: RunOutcome, store: RunStore) -> optuna.trial.FrozenTrial:
-    """Save the trial's run directory, store its curve and outcome, and tell the study last: once told, it counts
-    as finished; killed before that, it is requeued on the next start."""
-    metrics = outcome.metrics
+    """Publish the trial's run directory, then record it in the study: once its files are complete, the trial is
+    never trained again (killed before the study heard of it, the next start records it from the files)."""
+    metrics = store.save(trial_dir(trial.number), outcome)
+    return finish(study, trial.number, metrics)
+
+
+def finish(study: optuna.Study, number: int, metrics: dict[str, Any]) -> optuna.trial.FrozenTrial:
+    """Record a finished run as trial `number`'s outcome: one attribute write (summary and curve), then the tell."""
     s = summarize(metrics)
-    store.save(f"trial-{trial.number:04d}", outcome)
-    for epoch, acc in enumerate(metrics["val_acc"], start=1):
-        trial.report(acc, epoch)
-    for key in ("status", "train_acc", "test_acc", "best_epoch", "epochs_done"):
-        trial.set_user_attr(key, s[key])
-    trial.set_user_attr("seconds", metrics.get("total_seconds"))
-    if s["status"] == "pruned":
-        return study.tell(trial, state=TrialState.PRUNED)
+    info = {k: s[k] for k in ("status", "train_acc", "test_acc", "best_epoch", "epochs_done")}
+    storage = study._storage  # the trial may belong to a killed process: address it by id, not as a Trial
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    storage.set_trial_user_attr(
+        trial_id, RUN_ATTR, {**info, "seconds": metrics.get("total_seconds"), "val_acc": metrics["val_acc"]}
+    )
+    if s["status"] == "pruned":  # a pruned trial's value is its last report, as Optuna's pruning defines it
+        if metrics["val_acc"]:
+            storage.set_trial_intermediate_value(trial_id, len(metrics["val_acc"]), metrics["val_acc"][-1])
+        return study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
     if s["val_acc"] is None or not math.isfinite(s["val_acc"]):
-        return study.tell(trial, state=TrialState.FAIL)
-    return study.tell(trial, s["val_acc"])
+        return study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    return study.tell(number, s["val_acc"], skip_if_finished=True)
+
+
+def record_error(study: optuna.Study, trial: optuna.Trial, exc: Exception) -> optuna.trial.FrozenTrial:
+    """A trial that raised: failed, with its error, and counted as finished so no rerun retries it forever."""
+    error = str(exc) if isinstance(exc, MlplabError) else f"{type(exc).__name__}: {exc}"
+    trial.set_user_attr(RUN_ATTR, {"status": "error", "error": quoted_text(" ".join(error.split()), 300)})
+    return study.tell(trial, state=TrialState.FAIL)
 
 
 def _params_text(params: dict[str, Any]) -> str:
@@ -325,8 +367,8 @@ def top_table(result: TuneResult, space: dict[str, Param], top: int = TOP) -> Ta
             str(t.number),
             *(_fmt(t.params.get(k)) for k in space),
             percent(t.value),
-            percent(t.user_attrs.get("test_acc")),
-            str(t.user_attrs.get("best_epoch")),
+            percent(run_info(t).get("test_acc")),
+            str(run_info(t).get("best_epoch")),
         ]
         for rank, t in enumerate(ranked, start=1)
     ]
@@ -350,12 +392,12 @@ def write_outputs(result: TuneResult, space: dict[str, Param]) -> None:
             "trial": best.number,
             "params": best.params,
             "val_acc": best.value,
-            "test_acc": best.user_attrs.get("test_acc"),
-            "train_acc": best.user_attrs.get("train_acc"),
+            "test_acc": run_info(best).get("test_acc"),
+            "train_acc": run_info(best).get("train_acc"),
             "run_dir": str(result.out / "trials" / f"trial-{best.number:04d}"),
         }
     write_json(result.out / "best.json", summary)
-    (result.out / "top_trials.md").write_text(top_table(result, space).markdown() + "\n")
+    write_text(result.out / "top_trials.md", top_table(result, space).markdown() + "\n")
     plot_history(result.study, result.out / "history.png")
 
 
@@ -366,7 +408,7 @@ def plot_history(study: optuna.Study, path: Path) -> None:
     ax = fig.subplots()
     for state, marker, label in ((TrialState.COMPLETE, "o", "complete"), (TrialState.PRUNED, "x", "pruned")):
         picked = [t for t in finished if t.state == state]
-        values = [100 * max(t.intermediate_values.values(), default=np.nan) for t in picked]
+        values = [100 * max(val_curve(t).values(), default=np.nan) for t in picked]
         ax.plot([t.number for t in picked], values, marker, linestyle="none", label=label)
     complete = [(t.number, t.value) for t in finished if t.state == TrialState.COMPLETE and t.value is not None]
     if complete:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,9 +12,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mlplab import files
+from mlplab.data.readers import MAX_DATA_BYTES
 from mlplab.errors import MlplabError
+from mlplab.files import quoted, quoted_text
 from mlplab.layers import Layer, Network
 from mlplab.layers.base import Shape
+from mlplab.limits import check_model_fits
 
 FORMAT_VERSION = 1
 
@@ -43,38 +48,71 @@ class Model(Network):
             p[...] = state[name]
 
     def save(self, path: str | Path, **meta: Any) -> None:
-        """Write the parameters and the constructor arguments (plus `meta`) to an .npz file."""
+        """Write the parameters and the constructor arguments (plus `meta`) to an .npz file, atomically."""
+        files.write_bytes(path, files.npz_writer(self.archive(**meta)))
+
+    def archive(self, **meta: Any) -> dict[str, np.ndarray]:
+        """The arrays of a model file: a JSON header (type, constructor arguments, `meta`) and the parameters."""
         header = {"format": FORMAT_VERSION, "model": type(self).__name__, "hyper": self.hyper, "meta": meta}
-        arrays = {f"param/{name}": p for name, p in self.params.items()}
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, allow_pickle=False, __header__=np.array(json.dumps(header)), **arrays)
-        tmp.replace(path)
+        return {"__header__": np.array(json.dumps(header)), **{f"param/{name}": p for name, p in self.params.items()}}
 
     @staticmethod
     def load(path: str | Path) -> tuple[Model, dict[str, Any]]:
-        """Read a model file written by `save`, without pickle; returns (model, meta)."""
+        """Read a model file written by `save`, without pickle; returns (model, meta).
+
+        Every member's declared shape and dtype is checked against its stored size before it is read, and the
+        model the header describes against this machine's memory before it is built.
+        """
         path = Path(path)
+        if not path.is_file():
+            raise MlplabError(f"{path}: " + ("not a file" if path.exists() else "no such model file"))
         try:
+            if not zipfile.is_zipfile(path):
+                raise ValueError("not an .npz archive")
             with np.load(path, allow_pickle=False) as archive:
+                _check_members(archive.zip)
                 header = json.loads(str(archive["__header__"]))
+                if not isinstance(header, dict) or not isinstance(header.get("hyper"), dict):
+                    raise ValueError("its header is not an mlplab model header")
                 params = {k.removeprefix("param/"): archive[k] for k in archive.files if k.startswith("param/")}
-            model = build_model(header["model"], **header["hyper"])
-        except FileNotFoundError:
-            raise MlplabError(f"{path}: no such model file") from None
+            model = build_model(str(header["model"]), **header["hyper"])
         except MlplabError as exc:  # e.g. an unknown model type or activation named in the header
             raise MlplabError(f"{path}: {exc}") from None
         except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             # numpy's own message for pickled content suggests allow_pickle, which mlplab never uses: don't echo it.
             why = "it holds pickled objects" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
-            raise MlplabError(f"{path}: not an mlplab model file ({why})") from None
+            raise MlplabError(f"{path}: not an mlplab model file ({quoted_text(why, 200)})") from None
         if set(params) != set(model.params):
             raise MlplabError(f"{path}: parameters {sorted(params)} do not match {header['model']}")
         for name, p in model.params.items():
             if params[name].shape != p.shape:
                 raise MlplabError(f"{path}: parameter {name} has shape {params[name].shape}, expected {p.shape}")
+            if params[name].dtype.kind != "f":
+                raise MlplabError(f"{path}: parameter {name} holds {params[name].dtype} values, not floating point")
             p[...] = params[name]
         return model, header.get("meta", {})
+
+
+MAX_HEADER_BYTES = 1 << 20
+
+
+def _check_members(archive: zipfile.ZipFile) -> None:
+    """Each .npy member's declared shape and dtype must match its stored size, within MAX_DATA_BYTES: nothing is
+    allocated for a size a member only claims."""
+    for info in archive.infolist():
+        if info.file_size > MAX_DATA_BYTES:
+            raise ValueError(f"member {info.filename} claims {info.file_size:,} bytes")
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read_header:
+                raise ValueError(f"member {info.filename} has .npy format version {version}")
+            shape, _, dtype = read_header[version](member)
+            if dtype.hasobject:
+                raise ValueError("it holds pickled objects")
+            declared = math.prod(shape) * dtype.itemsize
+            if declared > info.file_size or (info.filename == "__header__.npy" and declared > MAX_HEADER_BYTES):
+                raise ValueError(f"member {info.filename} declares {shape} {dtype} but stores {info.file_size} bytes")
 
 
 ALIASES = {
@@ -100,4 +138,9 @@ def build_model(name: str, **hyper: Any) -> Model:
     """Construct a model by name with only the hyper-parameters its constructor takes."""
     cls = model_class(name)
     accepted = inspect.signature(cls.__init__).parameters
-    return cls(**{k: v for k, v in hyper.items() if k in accepted})
+    arguments = {k: v for k, v in hyper.items() if k in accepted}
+    check_model_fits(cls.__name__, arguments)
+    try:
+        return cls(**arguments)
+    except MemoryError:
+        raise MlplabError(f"a {cls.__name__} with {quoted(arguments, 200)} does not fit in memory") from None
