@@ -24,6 +24,14 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
+from benchmarks.contenders import (
+    RECIPE_BATCH,
+    RECIPE_HIDDEN,
+    RECIPE_LR,
+    jax_epoch,
+    mlplab_recipe_epoch,
+    torch_recipe_epoch,
+)
 from mlplab import data
 from mlplab.blas import gemm
 from mlplab.data import Dataset, Split
@@ -282,6 +290,29 @@ def sweep_throughput(ds: Dataset, quick: bool) -> dict[str, Any]:
     }
 
 
+def recipe_shape(ds: Dataset, threads: int, rounds: int) -> dict[str, Any]:
+    """The recipes' shape (784-1024-10 ReLU, Adam, batch 128): mlplab, its GEMM floor, PyTorch and JAX in turns."""
+    n = len(ds.train)
+    contenders = {"mlplab": mlplab_recipe_epoch(ds), "floor": floor_epoch(n, RECIPE_HIDDEN, RECIPE_BATCH)}
+    for name, contender in (
+        ("torch", torch_recipe_epoch(ds, threads)),
+        ("jax", jax_epoch(ds, RECIPE_HIDDEN, RECIPE_BATCH, "relu", "adam", RECIPE_LR, 0.0)),
+    ):
+        if contender is not None:
+            contenders[name] = contender
+    times = side_by_side(contenders, rounds)
+    return {
+        "workload": {"hidden": RECIPE_HIDDEN, "batch": RECIPE_BATCH, "optimizer": f"adam lr {RECIPE_LR}"},
+        "rounds": times,
+        "epoch_seconds": {name: statistics.median(t) for name, t in times.items()},
+        "ratios": {
+            f"mlplab_over_{name}": round_ratio(times, "mlplab", name) if name in times else None
+            for name in ("torch", "jax")
+        },
+        "floor": {"efficiency": round_ratio(times, "floor", "mlplab")},
+    }
+
+
 def run(quick: bool, data_dir: str | None, threads: int | None = None) -> dict[str, Any]:
     """Every measurement, as one JSON-ready dict; `threads` limits BLAS (and PyTorch) to that many threads."""
     with threadpool_limits(threads):
@@ -301,6 +332,9 @@ def _run(quick: bool, data_dir: str | None) -> dict[str, Any]:
     torch = torch_epoch(ds, hidden, batch, threads)
     if torch is not None:
         contenders["torch"] = torch
+    jax = jax_epoch(ds, hidden, batch, "sigmoid", "sgd", LR, REG)
+    if jax is not None:
+        contenders["jax"] = jax
     contenders["sklearn"] = sklearn_epoch(ds, hidden, batch)
     times = side_by_side(contenders, rounds)
     epoch = {name: statistics.median(t) for name, t in times.items()}
@@ -331,12 +365,19 @@ def _run(quick: bool, data_dir: str | None) -> dict[str, Any]:
         },
         "workload": {"dataset": ds.name, "train_samples": n, "hidden": hidden, "batch": batch},
         "rounds": times,
-        "epoch_seconds": {"mlplab": ours, "torch": epoch.get("torch"), "sklearn": epoch["sklearn"]},
+        "epoch_seconds": {
+            "mlplab": ours,
+            "torch": epoch.get("torch"),
+            "jax": epoch.get("jax"),
+            "sklearn": epoch["sklearn"],
+        },
         "ratios": {
             "mlplab_over_torch": round_ratio(times, "mlplab", "torch") if torch is not None else None,
+            "mlplab_over_jax": round_ratio(times, "mlplab", "jax") if jax is not None else None,
             "mlplab_over_sklearn": round_ratio(times, "mlplab", "sklearn"),
         },
         "floor": {"epoch_seconds": epoch["floor"], "efficiency": round_ratio(times, "floor", "mlplab")},
+        "recipes": recipe_shape(ds, threads, rounds),
         "eval": {"samples": len(ds.val) + len(ds.test), "seconds": eval_seconds(ds, 3 if quick else 20)},
         "memory": peak_rss_mb(ds, quick),
         "sweep": sweep_throughput(ds, quick),
@@ -353,12 +394,16 @@ def markdown(r: dict[str, Any]) -> str:
         values = round_ratios(rounds, numerator, denominator)
         return f"{format(min(values), fmt)}–{format(max(values), fmt)}"
 
-    torch_cell = f"{e['torch']:.3f} s" if e["torch"] else "not installed"
-    torch_ratio = (
-        f"{ratios['mlplab_over_torch']:.2f}× (rounds {spread('mlplab', 'torch', '.2f')})"
-        if ratios["mlplab_over_torch"]
-        else "—"
-    )
+    def ratio_cell(times: dict[str, list[float]], ratio: float | None, name: str) -> str:
+        if ratio is None:
+            return "—"
+        values = round_ratios(times, "mlplab", name)
+        return f"{ratio:.2f}× (rounds {min(values):.2f}–{max(values):.2f})"
+
+    def seconds_cell(value: float | None) -> str:
+        return f"{value:.3f} s" if value else "not installed"
+
+    torch_cell, torch_ratio = seconds_cell(e["torch"]), ratio_cell(rounds, ratios["mlplab_over_torch"], "torch")
     lines = [
         f"Workload: {r['workload']['dataset']}, {r['workload']['train_samples']} training samples, "
         f"784-{r['workload']['hidden']}-10 sigmoid, batch {r['workload']['batch']}, float32, "
@@ -369,14 +414,33 @@ def markdown(r: dict[str, Any]) -> str:
         "| --- | --- | --- |",
         f"| mlplab epoch | {e['mlplab']:.3f} s | |",
         f"| PyTorch CPU epoch | {torch_cell} | |",
+        f"| JAX CPU epoch (jit-compiled step) | {seconds_cell(e['jax'])} | |",
         f"| scikit-learn MLPClassifier epoch | {e['sklearn']:.3f} s | |",
         f"| mlplab / PyTorch | {torch_ratio} | ≤ 0.5× |",
+        f"| mlplab / JAX | {ratio_cell(rounds, ratios['mlplab_over_jax'], 'jax')} | |",
         f"| mlplab / scikit-learn | {ratios['mlplab_over_sklearn']:.2f}× | |",
         f"| GEMM floor per epoch | {r['floor']['epoch_seconds']:.3f} s | |",
         f"| floor efficiency (floor / epoch) | {r['floor']['efficiency']:.0%} "
         f"(rounds {spread('floor', 'mlplab', '.0%')}) | ≥ 70% |",
         f"| evaluation of {r['eval']['samples']} samples | {r['eval']['seconds'] * 1000:.1f} ms | ≤ 30 ms |",
         f"| peak RSS ({r['memory']['what']}) | {r['memory']['peak_rss_mb']:.0f} MB | ≤ 400 MB |",
+    ]
+    rc = r["recipes"]
+    re_, rr = rc["epoch_seconds"], rc["ratios"]
+    lines += [
+        "",
+        f"The recipes' shape: 784-{rc['workload']['hidden']}-10 ReLU, {rc['workload']['optimizer']}, batch "
+        f"{rc['workload']['batch']}, same data and rounds:",
+        "",
+        "| measure | value | target |",
+        "| --- | --- | --- |",
+        f"| mlplab epoch | {re_['mlplab']:.3f} s | |",
+        f"| PyTorch CPU epoch | {seconds_cell(re_.get('torch'))} | |",
+        f"| JAX CPU epoch (jit-compiled step) | {seconds_cell(re_.get('jax'))} | |",
+        f"| mlplab / PyTorch | {ratio_cell(rc['rounds'], rr['mlplab_over_torch'], 'torch')} | ≤ 0.5× |",
+        f"| mlplab / JAX | {ratio_cell(rc['rounds'], rr['mlplab_over_jax'], 'jax')} | ≤ 0.8× |",
+        f"| GEMM floor per epoch | {re_['floor']:.3f} s | |",
+        f"| floor efficiency (floor / epoch) | {rc['floor']['efficiency']:.0%} | |",
     ]
     s = r["sweep"]
     lines.append(
