@@ -7,6 +7,7 @@ import pytest
 
 from mlplab import config as configs
 from mlplab import data, gradcheck
+from mlplab.cli import main
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.layers.conv2d import Conv2D
 from mlplab.layers.max_pool import MaxPool2D
@@ -88,7 +89,7 @@ def test_config_keys_are_checked() -> None:
         configs.resolve(None, ["conv_channels=[0]"])
 
 
-def test_trains_on_digits_and_round_trips_through_a_model_file(tmp_path, digits) -> None:
+def test_trains_on_digits_and_round_trips_through_a_model_file(tmp_path, digits, capsys) -> None:
     config = configs.resolve(
         None,
         [
@@ -112,6 +113,8 @@ def test_trains_on_digits_and_round_trips_through_a_model_file(tmp_path, digits)
     assert isinstance(loaded, CNN) and meta["best_epoch"] == metrics["best_epoch"]
     x = digits.test.x[:50].astype(np.float32) / np.float32(digits.pixel_max)
     np.testing.assert_array_equal(loaded.scores(x), model.scores(x))
+    assert main(["evaluate", str(tmp_path / "model.npz")]) == 0  # its input size is the image's, not W1's rows
+    assert f"acc {metrics['test_acc']:.4f}" in capsys.readouterr().out
 
 
 def test_standardization_cannot_be_folded_into_a_convolution(digits) -> None:
