@@ -46,7 +46,8 @@ def dataset_for(
         name = infer_dataset(data_dir)
     loaded = datasets.load(name, data_dir or meta.get("data_dir"))
     # The first parameter's rows are the input size for dense models only (a convolution's are k·k·C).
-    inputs = int(model.hyper.get("input_size", model.params[next(iter(model.params))].shape[0]))
+    declared = model.hyper.get("input_size")
+    inputs = int(declared) if declared is not None else model.params[next(iter(model.params))].shape[0]
     if inputs != loaded.input_size:
         raise MlplabError(f"{what} takes {inputs} inputs but {loaded.name} has {loaded.input_size}")
     return loaded
