@@ -84,18 +84,18 @@ def jax_epoch(
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), yb[:, None], axis=1))
 
     def sgd_step(state: Any, xs: Any, ys: Any, index: Any) -> Any:
-        grads = jax.grad(loss)(state, xs[index], ys[index])
-        return {k: p - lr * (grads[k] + reg * p if k.startswith("W") else grads[k]) for k, p in state.items()}
+        value, grads = jax.value_and_grad(loss)(state, xs[index], ys[index])
+        return {k: p - lr * (grads[k] + reg * p if k.startswith("W") else grads[k]) for k, p in state.items()}, value
 
     def adam_step(state: Any, xs: Any, ys: Any, index: Any) -> Any:
         p, m, v, t = state
-        grads = jax.grad(loss)(p, xs[index], ys[index])
+        value, grads = jax.value_and_grad(loss)(p, xs[index], ys[index])
         t = t + 1
         m = {k: 0.9 * m[k] + 0.1 * grads[k] for k in p}
         v = {k: 0.999 * v[k] + 0.001 * grads[k] ** 2 for k in p}
         size = lr * jnp.sqrt(1 - 0.999**t) / (1 - 0.9**t)
         p = {k: p[k] - size * m[k] / (jnp.sqrt(v[k]) + 1e-8) for k in p}
-        return p, m, v, t
+        return (p, m, v, t), value
 
     if optimizer == "sgd":
         state: Any = params
@@ -107,11 +107,14 @@ def jax_epoch(
     rng = np.random.default_rng(0)
     n = len(ds.train)
 
-    def epoch() -> None:
+    def epoch() -> float:
+        """The epoch's mean minibatch loss (summed on the device, as mlplab's epoch sums its losses)."""
         nonlocal state
         order = rng.permutation(n).astype(np.int32)
+        total = jnp.float32(0)
         for start in range(0, n, batch):
-            state = step(state, x, y, order[start : start + batch])
-        jax.block_until_ready(state)
+            state, value = step(state, x, y, order[start : start + batch])
+            total = total + value
+        return float(total) / -(-n // batch)
 
     return epoch

@@ -138,3 +138,31 @@ def test_the_inlined_step_trains_exactly_like_mlplab():
     for name, p in model.params.items():
         np.testing.assert_allclose(params[name], p, rtol=1e-5, atol=1e-8)  # bit-equal here: ×0.5 is exact
     assert not np.allclose(params["W1"], TwoLayerNet(784, 16, 10, seed=0).params["W1"])  # it did train
+
+
+def test_the_recipes_shape_is_timed_side_by_side(quick_results):
+    results, markdown = quick_results
+    recipes = results["recipes"]
+    assert recipes["workload"] == {"hidden": 1024, "batch": 128, "optimizer": "adam lr 0.001"}
+    rounds = recipes["rounds"]
+    assert {"mlplab", "floor"} <= set(rounds) and all(len(t) == 1 for t in rounds.values())
+    assert recipes["floor"]["efficiency"] == pytest.approx(rounds["floor"][0] / rounds["mlplab"][0])
+    for name in ("torch", "jax"):
+        ratio = recipes["ratios"][f"mlplab_over_{name}"]
+        assert (ratio is None) == (name not in rounds)
+        if ratio is not None:
+            assert ratio == pytest.approx(rounds["mlplab"][0] / rounds[name][0])
+    assert "The recipes' shape" in markdown and "mlplab / JAX" in markdown
+
+
+def test_the_jax_contender_trains():
+    pytest.importorskip("jax")
+    from benchmarks.contenders import jax_epoch
+
+    ds = synthetic()
+    for activation, optimizer in (("sigmoid", "sgd"), ("relu", "adam")):
+        epoch = jax_epoch(ds, 16, 32, activation, optimizer, 0.5 if optimizer == "sgd" else 0.01, 0.001)
+        assert epoch is not None
+        losses = [epoch() for _ in range(5)]
+        assert all(np.isfinite(losses)) and losses[0] > 2.0  # a real cross-entropy, at chance or above at first
+        assert losses[-1] < losses[0] - 0.1  # it learns (random labels: by memorizing 256 images)
