@@ -109,3 +109,17 @@ def test_large_parameters_are_updated_in_parallel_with_the_same_numbers() -> Non
         results.append((param, m, v, velocity))
     for serial, parallel in zip(*results, strict=True):
         np.testing.assert_array_equal(serial, parallel)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_shift_images_matches_the_padded_fancy_index(dtype: type) -> None:
+    n, h, w, s = 9, 5, 7, 2
+    x = RNG.integers(1, 256, (n, h * w)).astype(dtype)
+    dy, dx = RNG.integers(-s, s + 1, size=(2, n))
+    padded = np.pad(x.reshape(n, h, w), ((0, 0), (s, s), (s, s)))
+    rows = np.arange(h)[None, :] + (s - dy)[:, None]
+    cols = np.arange(w)[None, :] + (s - dx)[:, None]
+    expected = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]].reshape(n, h * w)
+    out = np.full_like(x, 99)
+    kernels.shift_images(x, dy, dx, h, w, out)
+    np.testing.assert_array_equal(out, expected)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from mlplab import kernels
 from mlplab.blas import matmul
 from mlplab.data import Split
 from mlplab.errors import MlplabError
@@ -23,14 +24,10 @@ STATS_CHUNK = 4096
 def shift_images(x: np.ndarray, image_shape: tuple[int, int], max_shift: int, rng: np.random.Generator) -> np.ndarray:
     """Each row of x (n, H·W) moved by its own random whole-pixel (dy, dx) in [−max_shift, max_shift]; the
     pixels moved in from outside are 0 (background). Works on any dtype; returns a new array."""
-    n = len(x)
-    h, w = image_shape
-    s = max_shift
-    dy, dx = rng.integers(-s, s + 1, size=(2, n))
-    padded = np.pad(x.reshape(n, h, w), ((0, 0), (s, s), (s, s)))
-    rows = np.arange(h)[None, :] + (s - dy)[:, None]
-    cols = np.arange(w)[None, :] + (s - dx)[:, None]
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]].reshape(n, h * w)
+    dy, dx = rng.integers(-max_shift, max_shift + 1, size=(2, len(x)))
+    out = np.empty_like(x)
+    kernels.shift_images(np.ascontiguousarray(x), dy, dx, image_shape[0], image_shape[1], out)
+    return out
 
 
 def rotate_images(

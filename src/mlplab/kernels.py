@@ -221,3 +221,20 @@ def _parts(size: int) -> int:
     if parts > 1 and numba.get_num_threads() != parts:
         numba.set_num_threads(parts)
     return int(parts)
+
+
+@_compiled()
+def shift_images(x: np.ndarray, dy: np.ndarray, dx: np.ndarray, height: int, width: int, out: np.ndarray) -> None:
+    """out[i] ← image i of x (rows of height·width pixels) moved by (dy[i], dx[i]) whole pixels, 0 moved in."""
+    for i in range(x.shape[0]):
+        first, stop = max(0, dx[i]), min(width, width + dx[i])  # the columns that come from inside the image
+        for r in range(height):
+            row, source_row = r * width, r - dy[i]
+            if not 0 <= source_row < height or first >= stop:
+                out[i, row : row + width] = 0
+                continue
+            out[i, row : row + first] = 0
+            out[i, row + stop : row + width] = 0
+            source = source_row * width - dx[i]
+            for c in range(first, stop):
+                out[i, row + c] = x[i, source + c]
