@@ -588,17 +588,17 @@ def _(tmp: Path) -> str:
     return f"exit 143, one line, no process left; {len(runs_finished(out))} finished runs complete"
 
 
-def tune_args(tmp: Path, trials: int) -> tuple[str, ...]:
+def tune_args(tmp: Path, trials: int, epochs: int = 3, workers: int = 1) -> tuple[str, ...]:
     space = tmp / "space.yaml"
     space.write_text("learning_rate: {low: 0.05, high: 0.5, log: true}\n")
-    return ("tune", "--set", "threads=1", "--set", "epochs=3", "--space", str(space), "--trials", str(trials),
-            "--workers", "1", "--no-pruning", "--out", str(tmp / "t"))  # fmt: skip
+    return ("tune", "--set", "threads=1", "--set", f"epochs={epochs}", "--space", str(space),
+            "--trials", str(trials), "--workers", str(workers), "--no-pruning", "--out", str(tmp / "t"))  # fmt: skip
 
 
 @case("fault", "tune killed after a trial's files, before the study recorded it")
 def _(tmp: Path) -> str:
     args = tune_args(tmp, 2)
-    assert mlplab(*args[:-7], "--trials", "1", *args[-5:]).code == 0
+    assert mlplab(*tune_args(tmp, 1)).code == 0
     trial_files = snapshot(tmp / "t" / "trials")
     with sqlite3.connect(tmp / "t" / "study.db") as db:  # as if SIGKILL landed between the files and the tell
         db.execute("UPDATE trials SET state = 'RUNNING', datetime_complete = NULL WHERE number = 0")
@@ -620,8 +620,7 @@ def _(tmp: Path) -> str:
 
 @case("fault", "SIGKILL of tune mid-study, then resumed")
 def _(tmp: Path) -> str:
-    args = tune_args(tmp, 3)
-    args = (*args[:5], "epochs=30", *args[6:])
+    args = tune_args(tmp, 3, epochs=30)
     command = Command(*args)
     deadline = time.monotonic() + 120
     trials = tmp / "t" / "trials"
@@ -636,6 +635,41 @@ def _(tmp: Path) -> str:
     assert {k: after[k] for k in done} == done, "a finished trial was redone"
     assert json.loads((tmp / "t" / "best.json").read_text())["complete"] == 3
     return f"{len(done)} finished trial(s) kept; study completed to 3"
+
+
+def pool_workers(parent: int) -> list[int]:
+    """The process-pool workers of `parent`: children of its forkserver, in its process group."""
+    members = group_members(parent)
+    servers = [p for p in members if b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return [p for p in members if p not in servers and p != parent and _parent_of(p) in servers]
+
+
+def _parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+@case("fault", "a tune worker killed mid-trial (as by the OOM killer), then resumed")
+def _(tmp: Path) -> str:
+    args = tune_args(tmp, 3, epochs=60, workers=2)
+    command = Command(*args)
+    deadline = time.monotonic() + 120
+    while len(workers := pool_workers(command.proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # both trials under way
+    os.kill(workers[0], signal.SIGKILL)
+    outcome = command.finish(120).refused("a worker process died")
+    study_db = tmp / "t" / "study.db"
+    with sqlite3.connect(study_db) as db:
+        failed = db.execute("SELECT COUNT(*) FROM trials WHERE state = 'FAIL'").fetchone()[0]
+    assert failed >= 1, "the crashed trial is not recorded"
+    again = mlplab(*args)
+    assert again.code == 0, again.err
+    best = json.loads((tmp / "t" / "best.json").read_text())
+    assert best["fail"] >= 1 and best["complete"] + best["pruned"] + best["fail"] == 3, best
+    return f"{outcome}; the crashed trial recorded as failed, not retried; rerun finished the study"
 
 
 @case("concurrency", "two trains on one --out at once")
@@ -698,28 +732,24 @@ def _(tmp: Path) -> str:
     return outcome
 
 
+def download_from(tmp: Path, trickle: bool) -> Result:
+    """`train --dataset mnist` with no files anywhere, a 2 s download timeout and a slow mirror tried first."""
+    env = {"MLPLAB_NO_DOWNLOAD": "0", "MLPLAB_CACHE": str(tmp / "cache"), "MLPLAB_DOWNLOAD_TIMEOUT": "2"}
+    with slow_mirror(trickle) as url:
+        result = mlplab("train", *FAST, "--dataset", "mnist", "--out", str(tmp / "o"),
+                        env={**env, "MLPLAB_DATA": "", "MLPLAB_MIRROR": url}, timeout=90)  # fmt: skip
+    assert not [p for p in (tmp / "cache").rglob("*") if p.is_file()], "a partial download was left in the cache"
+    return result
+
+
 @case("hang", "dataset download from a mirror that stalls")
 def _(tmp: Path) -> str:
-    cache = tmp / "cache"
-    env = {"MLPLAB_NO_DOWNLOAD": "0", "MLPLAB_CACHE": str(cache), "MLPLAB_DOWNLOAD_TIMEOUT": "2", "MLPLAB_DATA": ""}
-    with slow_mirror(trickle=False) as url:
-        result = mlplab("train", *FAST, "--dataset", "mnist", "--out", str(tmp / "o"),
-                        env={**env, "MLPLAB_MIRROR": url}, timeout=90)  # fmt: skip
-    outcome = result.refused("no data for 2 s")
-    assert not [p for p in cache.rglob("*") if p.is_file()], "a partial download was left in the cache"
-    return outcome
+    return download_from(tmp, trickle=False).refused("no data for 2 s")
 
 
 @case("hang", "dataset download from a mirror that trickles")
 def _(tmp: Path) -> str:
-    cache = tmp / "cache"
-    env = {"MLPLAB_NO_DOWNLOAD": "0", "MLPLAB_CACHE": str(cache), "MLPLAB_DOWNLOAD_TIMEOUT": "2", "MLPLAB_DATA": ""}
-    with slow_mirror(trickle=True) as url:
-        result = mlplab("train", *FAST, "--dataset", "mnist", "--out", str(tmp / "o"),
-                        env={**env, "MLPLAB_MIRROR": url}, timeout=90)  # fmt: skip
-    outcome = result.refused("not finished after 2 s")
-    assert not [p for p in cache.rglob("*") if p.is_file()], "a partial download was left in the cache"
-    return outcome
+    return download_from(tmp, trickle=True).refused("not finished after 2 s")
 
 
 # --- pytest and the table ------------------------------------------------------------------------------------

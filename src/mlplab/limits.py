@@ -14,6 +14,18 @@ from mlplab.errors import MlplabError
 COPIES_IN_TRAINING = 5  # parameters, gradients, the best-by-validation snapshot and up to two optimizer moments
 
 
+def seconds_from_env(name: str, default: float) -> float:
+    """A timeout: `default` seconds, or the environment variable `name` when set (tests, slow networks)."""
+    text = os.environ.get(name, "")
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise MlplabError(f"{name} must be a number of seconds, got {text[:40]!r}") from None
+    if not 0 < value < 86400:
+        raise MlplabError(f"{name} must be between 0 and 86400 seconds, got {value}")
+    return value
+
+
 def memory_budget() -> int:
     """Bytes this process may use: physical memory, or less under an address-space limit."""
     try:

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlplab.data.readers import MAX_DATA_BYTES
 from mlplab.errors import DataError
+from mlplab.limits import seconds_from_env
 
 # The four standard files of each dataset; the SHA-256 is of the *uncompressed* IDX bytes, so a mirror's
 # re-compressed copy checks the same as the original.
@@ -114,18 +115,6 @@ DOWNLOAD_TIMEOUT = 600.0  # seconds per file, in total: a stalled or crawling mi
 STALL_TIMEOUT = 30.0  # seconds without a byte
 
 
-def download_timeout() -> float:
-    """DOWNLOAD_TIMEOUT, or $MLPLAB_DOWNLOAD_TIMEOUT seconds."""
-    text = os.environ.get("MLPLAB_DOWNLOAD_TIMEOUT", "")
-    try:
-        value = float(text) if text else DOWNLOAD_TIMEOUT
-    except ValueError:
-        raise DataError(f"MLPLAB_DOWNLOAD_TIMEOUT must be a number of seconds, got {text[:40]!r}") from None
-    if not 0 < value < 86400:
-        raise DataError(f"MLPLAB_DOWNLOAD_TIMEOUT must be between 0 and 86400 seconds, got {value}")
-    return value
-
-
 def mirrors(name: str) -> list[str]:
     """The mirrors to try in order: $MLPLAB_MIRROR first when set (a local or institutional copy)."""
     extra = os.environ.get("MLPLAB_MIRROR", "").strip()
@@ -188,7 +177,7 @@ def _download_checked(url: str, final: Path, digest: str) -> None:
     import requests
 
     pooch.get_logger().setLevel("WARNING")  # it logs each file's hash at INFO on stderr
-    seconds = download_timeout()
+    seconds = seconds_from_env("MLPLAB_DOWNLOAD_TIMEOUT", DOWNLOAD_TIMEOUT)
     part = final.with_name(f".{final.name}.{os.getpid()}.download")
     timeouts = (min(10.0, seconds), min(STALL_TIMEOUT, seconds))  # connecting, and waiting for the next bytes
     downloader = pooch.HTTPDownloader(progressbar=_Deadline(url, seconds), chunk_size=1 << 16, timeout=timeouts)

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import select
 import socket
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -26,6 +27,7 @@ from mlplab.data import Dataset
 from mlplab.errors import MlplabError
 from mlplab.experiments.store import RunOutcome, RunStore
 from mlplab.files import quoted_text
+from mlplab.limits import seconds_from_env
 from mlplab.run import curves_png, train_run
 from mlplab.training import EpochCallback
 
@@ -164,11 +166,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+TRACKER_QUIET = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
 class LocalExecutor(Executor):
     """A process pool of `workers` processes on this machine; the workers end when this process ends."""
 
     def __init__(self, workers: int) -> None:
         self.slots = workers
+        # Python starts its helper processes with this process's -W options. When this process is killed, the
+        # resource tracker removes the pool's semaphores itself; its warning about them is only noise on stderr.
+        if TRACKER_QUIET not in sys.warnoptions:
+            sys.warnoptions.append(TRACKER_QUIET)
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
@@ -201,18 +210,6 @@ class LocalExecutor(Executor):
 CONNECT_TIMEOUT = 15.0  # seconds to reach a Dask scheduler and hear back from it
 
 
-def connect_timeout() -> float:
-    """CONNECT_TIMEOUT, or $MLPLAB_CONNECT_TIMEOUT seconds (tests and slow networks)."""
-    text = os.environ.get("MLPLAB_CONNECT_TIMEOUT", "")
-    try:
-        value = float(text) if text else CONNECT_TIMEOUT
-    except ValueError:
-        raise MlplabError(f"MLPLAB_CONNECT_TIMEOUT must be a number of seconds, got {text[:40]!r}") from None
-    if not 0 < value < 86400:
-        raise MlplabError(f"MLPLAB_CONNECT_TIMEOUT must be between 0 and 86400 seconds, got {value}")
-    return value
-
-
 class DaskExecutor(Executor):
     """Tasks on an existing Dask cluster (`dask scheduler` + `dask worker`); mlplab must be installed there."""
 
@@ -220,7 +217,7 @@ class DaskExecutor(Executor):
         from distributed import Client
         from distributed.security import Security
 
-        timeout = connect_timeout() if timeout is None else timeout
+        timeout = seconds_from_env("MLPLAB_CONNECT_TIMEOUT", CONNECT_TIMEOUT) if timeout is None else timeout
         security = Security()  # TLS certificates from Dask's own configuration, when a tls:// cluster needs them
         try:
             _check_reachable(address, timeout)
