@@ -95,9 +95,9 @@ class Command:
             preexec_fn=limits,
         )
 
-    def output(self) -> str:
-        self.stdout.seek(0)
-        return self.stdout.read()
+    def running(self) -> bool:
+        """Whether the process has not exited yet (without reaping it: finish() does that)."""
+        return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
 
     def finish(self, timeout: float = 120) -> Result:
         """Wait (a hang is a failure), then check: no traceback, nothing left running."""
@@ -557,8 +557,9 @@ def killed_mid_sweep(tmp: Path, sig: int) -> tuple[Result, Path, list[str]]:
     args = ("sweep", "learning_rate", *values, "--set", "threads=1", "--set", "epochs=60", "--workers", "2")
     command = Command(*args, "--out", str(out))
     deadline = time.monotonic() + 120
-    while not runs_finished(out) and command.proc.poll() is None and time.monotonic() < deadline:
+    while not runs_finished(out) and command.running() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert command.running(), "the sweep ended before the signal"
     os.kill(command.proc.pid, sig)  # the parent only, as a scheduler or an impatient user would
     return command.finish(60), out, values
 
@@ -620,12 +621,13 @@ def _(tmp: Path) -> str:
 
 @case("fault", "SIGKILL of tune mid-study, then resumed")
 def _(tmp: Path) -> str:
-    args = tune_args(tmp, 3, epochs=30)
+    args = tune_args(tmp, 3, epochs=150)
     command = Command(*args)
     deadline = time.monotonic() + 120
     trials = tmp / "t" / "trials"
-    while not list(trials.glob("*/metrics.json")) and command.proc.poll() is None and time.monotonic() < deadline:
+    while not list(trials.glob("*/metrics.json")) and command.running() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert command.running(), "the study ended before the kill"
     os.kill(command.proc.pid, signal.SIGKILL)
     command.finish(60)
     done = {p.parent.name: p.read_bytes() for p in trials.glob("*/metrics.json")}
@@ -640,8 +642,8 @@ def _(tmp: Path) -> str:
 def pool_workers(parent: int) -> list[int]:
     """The process-pool workers of `parent`: children of its forkserver, in its process group."""
     members = group_members(parent)
-    servers = [p for p in members if b"forkserver" in Path(f"/proc/{p}/cmdline").read_bytes()]
-    return [p for p in members if p not in servers and p != parent and _parent_of(p) in servers]
+    servers = [p for p in members if _parent_of(p) == parent]  # the forkserver and the resource tracker
+    return [p for p in members if _parent_of(p) in servers]  # workers fork from the forkserver
 
 
 def _parent_of(pid: int) -> int:

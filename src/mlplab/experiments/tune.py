@@ -112,8 +112,13 @@ def trial_task(
     title: str = "",
 ) -> RunOutcome:
     """Train one trial; after each epoch ask the pruner, on a copy of the completed trials, whether to stop."""
-    storage = optuna.storages.InMemoryStorage()  # not create_study, which logs every new study at INFO
-    name = storage.get_study_name_from_id(storage.create_new_study([StudyDirection.MAXIMIZE]))
+    storage = optuna.storages.InMemoryStorage()
+    level = optuna.logging.get_verbosity()  # a worker process has Optuna's default level: INFO for every new study
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        name = storage.get_study_name_from_id(storage.create_new_study([StudyDirection.MAXIMIZE]))
+    finally:
+        optuna.logging.set_verbosity(level)
     mirror = optuna.Study(name, storage, pruner=pruner)
     mirror.add_trials(
         [optuna.trial.create_trial(value=v, intermediate_values=curve) for v, curve in completed],
