@@ -78,6 +78,20 @@ def assert_no_orphans(pgid: int, grace: float = 10.0) -> None:
     assert not left, f"processes left behind: {[Path(f'/proc/{p}/cmdline').read_text() for p in left]}"
 
 
+# `python -m mlplab.cli` that also records its own peak memory (VmHWM counts from exec; a child's ru_maxrss
+# would include the memory of the test process it was forked from).
+PEAK_LAUNCHER = """
+import os, sys
+from mlplab.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    open(os.environ["MLPLAB_TEST_PEAK_FILE"], "w").write(peak.split()[1])
+sys.exit(code)
+"""
+
+
 class Command:
     """One `mlplab` process in its own session: started, optionally signalled, then checked."""
 
@@ -85,12 +99,13 @@ class Command:
         self.logs = tempfile.TemporaryDirectory(prefix="mlplab-hostile-")
         self.stdout = open(Path(self.logs.name) / "out", "w+")  # noqa: SIM115 - read back in finish()
         self.stderr = open(Path(self.logs.name) / "err", "w+")  # noqa: SIM115
+        self.peak_file = Path(self.logs.name) / "peak"
         self.start = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlplab.cli", *args],
+            [sys.executable, "-c", PEAK_LAUNCHER, *args],
             stdout=self.stdout,
             stderr=self.stderr,
-            env={**os.environ, **BLAS, **(env or {})},
+            env={**os.environ, **BLAS, **(env or {}), "MLPLAB_TEST_PEAK_FILE": str(self.peak_file)},
             start_new_session=True,
             preexec_fn=limits,
         )
@@ -103,20 +118,21 @@ class Command:
         """Wait (a hang is a failure), then check: no traceback, nothing left running."""
         killer = threading.Timer(timeout, lambda: os.killpg(self.proc.pid, signal.SIGKILL))
         killer.start()
-        _, status, usage = os.wait4(self.proc.pid, 0)
+        _, status, _ = os.wait4(self.proc.pid, 0)
         killer.cancel()
         self.proc.returncode = code = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - self.start
         self.stdout.seek(0)
         self.stderr.seek(0)
         out, err = self.stdout.read(), self.stderr.read()
+        peak_mb = int(self.peak_file.read_text()) / 1024 if self.peak_file.exists() else 0.0  # none when killed
         self.stdout.close()
         self.stderr.close()
         self.logs.cleanup()
         assert seconds < timeout, f"hung: killed after {timeout} s"
         assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
         assert_no_orphans(self.proc.pid)
-        return Result(code, out, err, seconds, usage.ru_maxrss / 1024)
+        return Result(code, out, err, seconds, peak_mb)
 
 
 IN_PROCESS = {"on": False}  # pytest runs the input cases through cli.main in its own process: same code, no startup
@@ -329,7 +345,7 @@ def _(tmp: Path) -> str:
     data = idx_dataset(tmp / "mnist", 10, images=gzip.compress(head + bytes(1000)))
     result = mlplab("train", *FAST, "--data-dir", str(data), "--out", str(tmp / "o"), isolate=True)
     outcome = result.refused("corrupt header")
-    assert result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
+    assert 0 < result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
     return f"{outcome} (peak {result.peak_mb:.0f} MB)"
 
 
@@ -341,7 +357,7 @@ def _(tmp: Path) -> str:
     data = idx_dataset(tmp / "mnist", 10, images=bomb)
     result = mlplab("train", *FAST, "--data-dir", str(data), "--out", str(tmp / "o"), isolate=True)
     outcome = result.refused("trailing bytes")
-    assert result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
+    assert 0 < result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
     return f"{outcome} (a {len(bomb) >> 10} KB file; peak {result.peak_mb:.0f} MB)"
 
 
@@ -355,7 +371,7 @@ def _(tmp: Path) -> str:
     assert config.stat().st_size < 700
     result = mlplab("train", "--config", str(config), "--out", str(tmp / "o"), timeout=60, isolate=True)
     outcome = result.refused("expands to more than")
-    assert result.peak_mb < 400
+    assert 0 < result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
     return outcome
 
 
@@ -395,7 +411,7 @@ def _(tmp: Path) -> str:
         archive.writestr("param/W1.npy", npy_claiming((1_000_000, 1_000_000), bytes(100)))
     result = mlplab("evaluate", str(path), isolate=True)
     outcome = result.refused("declares (1000000, 1000000)")
-    assert result.peak_mb < 400
+    assert 0 < result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
     return outcome
 
 
