@@ -212,3 +212,13 @@ def test_missing_or_unreadable_config(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ConfigError, match=r"binary\.yaml: cannot read"):
         configs.resolve(binary)
+
+
+def test_applicable_keeps_only_what_the_model_optimizer_and_schedule_use() -> None:
+    mlp = configs.applicable(configs.resolve(CONFIGS / "mnist_best.yaml"))
+    assert {"hidden_sizes", "activation", "init", "dropout", "beta1", "beta2", "warmup_epochs"} <= set(mlp)
+    assert not {"hidden_size", "momentum", "weight_decay", "steps", "gamma"} & set(mlp)
+    softmax = configs.applicable(configs.resolve(None, ["type=softmax", "schedule=step", "optimizer=adamw"]))
+    assert {"steps", "gamma", "weight_decay", "beta1"} <= set(softmax)
+    assert not {"hidden_size", "hidden_sizes", "activation", "momentum"} & set(softmax)
+    assert configs.applicable(softmax) == softmax

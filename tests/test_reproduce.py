@@ -15,10 +15,11 @@ from mlplab import config as configs
 from mlplab import theory
 from mlplab.cli import main
 from mlplab.experiments.executors import SerialExecutor
-from mlplab.experiments.reproduce import LR_VALUES, REG_VALUES, Extra, label, reproduce
+from mlplab.experiments.reproduce import DATASET_SETTINGS, LR_VALUES, REG_VALUES, Extra, label, reproduce
 from mlplab.report import Section, Table
 
 ACCURACIES = ("train_acc", "val_acc", "test_acc")
+DIGITS = DATASET_SETTINGS["digits"]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,12 @@ def test_sections_hold_accuracies_and_curves_of_real_runs(out: Path, results: di
     # the default, lr 0.1 and reg 0.001 at lr 0.1 are one configuration, run once
     assert results["default"]["run"] == results["learning_rate_sweep"]["0.1"]["run"] == "runs/default"
     assert results["reg_sweep"]["0.001"]["run"] == "runs/default"
-    assert results["base_config"] == configs.resolve(dataset="digits")
+    assert results["base_config"] == {**configs.resolve(dataset="digits"), **DIGITS}
+    assert results["dataset_settings"] == DIGITS
+    # the digits settings make the report meaningful: only the two strongest regularizations stay at chance
+    at_chance = [e for e in entries if e["val_acc"] is None or e["val_acc"] < 0.5]
+    assert at_chance == [results["reg_sweep"]["1"], results["reg_sweep"]["0.1"]]
+    assert "batch_size = 16, momentum = 0.9, epochs = 20 for digits" in (out / "report.md").read_text()
 
 
 def test_tuning_columns_add_one_change_each_and_only_ever_raise_validation(out: Path, results: dict) -> None:
@@ -65,13 +71,13 @@ def test_tuning_columns_add_one_change_each_and_only_ever_raise_validation(out: 
     names = list(results["tuning"])
     assert names == ["Default"] + [f"Exp{i}" for i in range(1, len(columns))]
     assert len(columns) >= 2  # on digits the defaults are far from tuned
-    base = configs.resolve(dataset="digits")
+    base = {**configs.resolve(dataset="digits"), **DIGITS}
     previous_config = metrics_of(out, columns[0])["config"]
-    assert previous_config == base
+    assert previous_config == configs.applicable(base)
     for before, after in pairwise(columns):
         assert after["val_acc"] > before["val_acc"]
         config = metrics_of(out, after)["config"]
-        changed = {k: v for k, v in config.items() if previous_config[k] != v}
+        changed = {k: v for k, v in config.items() if previous_config.get(k) != v}
         assert len(changed) == 1 and after["change"] == ", ".join(f"{k} = {label(v)}" for k, v in changed.items())
         previous_config = config
     for tried in results["tuning_search"]:
@@ -124,12 +130,13 @@ def test_rerun_redoes_nothing_and_an_extra_section_plugs_in(out: Path, results: 
         table = Table(["", "epochs"], [["default", str(default["epochs_done"])]])
         return Section("Extra experiment", "Added through the Extra hook.", [table]), {"epochs": default["epochs_done"]}
 
-    again = reproduce(configs.resolve(dataset="digits"), out, SerialExecutor(), [Extra("extra", extra_section)])
+    base = {**configs.resolve(dataset="digits"), **DIGITS}
+    again = reproduce(base, out, SerialExecutor(), [Extra("extra", extra_section)], adapted=DIGITS)
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*/*")} == stamps
     assert {k: v for k, v in again.items() if k not in ("seconds", "extra")} == {
         k: v for k, v in json.loads(json.dumps(results)).items() if k != "seconds"
     }
-    assert again["extra"] == {"epochs": 10}
+    assert again["extra"] == {"epochs": 20}
     assert "## Extra experiment" in (out / "report.md").read_text()
 
 

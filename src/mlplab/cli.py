@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from mlplab import __version__
 from mlplab.commands import COMMANDS
@@ -19,8 +19,26 @@ EXIT_TERMINATED = 128 + signal.SIGTERM
 MAX_MESSAGE = 1000  # characters of an error line: a message never grows with the input
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.required or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        if isinstance(action, argparse._StoreTrueAction):
+            return f"{text} (default: off)".strip()
+        if action.default is None:
+            return f"{text} (default: none)".strip()
+        return f"{text} (default: %(default)s)".strip()
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is a single line naming the problem."""
+    """argparse, but a usage error is a single line naming the problem, and every option shows its default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

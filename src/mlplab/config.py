@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,10 +290,16 @@ def _exponent_literal(text: str) -> float | str:
     return number if math.isfinite(number) else text
 
 
-def resolve(path: str | Path | None = None, overrides: Iterable[str] = (), **explicit: Any) -> dict[str, Any]:
-    """Defaults, then the YAML file, then --set overrides, then explicit non-None keyword values; checked."""
+def resolve(
+    path: str | Path | Mapping[str, Any] | None = None, overrides: Iterable[str] = (), **explicit: Any
+) -> dict[str, Any]:
+    """Defaults, then the YAML file (or a mapping laid out like one), then --set overrides, then explicit non-None
+    keyword values; checked."""
     config = defaults()
-    config.update(check(read_yaml(path)) if path else {})
+    if isinstance(path, Mapping):
+        config.update(check(flatten(dict(path), "config")))
+    elif path:
+        config.update(check(read_yaml(path)))
     config.update(check(parse_overrides(overrides)))
     config.update(check({k: v for k, v in explicit.items() if v is not None}))
     if config["data_dir"] and not explicit.get("dataset") and config["dataset"] == "digits":
@@ -302,6 +308,39 @@ def resolve(path: str | Path | None = None, overrides: Iterable[str] = (), **exp
 
     config["type"] = model_class(config["type"]).__name__
     return config
+
+
+OPTIMIZER_KEYS: dict[str, tuple[str, ...]] = {
+    "momentum": ("sgd", "nesterov"),
+    "beta1": ("adam", "adamw"),
+    "beta2": ("adam", "adamw"),
+    "weight_decay": ("adamw",),
+}
+SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {"steps": ("step",), "gamma": ("step",)}
+
+
+def applicable(config: dict[str, Any]) -> dict[str, Any]:
+    """The keys that shape a run of this model type, optimizer and schedule: what metrics.json records.
+
+    A model's keys are its constructor's parameters (a Two-Layer Net has no `activation`, an MLP no `hidden_size`);
+    Adam's betas, AdamW's decay, momentum and the step schedule's keys only where that rule or schedule is used.
+    """
+    import inspect
+
+    from mlplab.models import Model, model_class
+
+    takes = set(inspect.signature(model_class(config["type"]).__init__).parameters)
+    model_keys = {k for cls in Model.registry.values() for k in inspect.signature(cls.__init__).parameters}
+    out = {}
+    for key, value in config.items():
+        if key in model_keys and key in OPTIONS and key not in takes:
+            continue
+        if key in OPTIMIZER_KEYS and config.get("optimizer", "sgd") not in OPTIMIZER_KEYS[key]:
+            continue
+        if key in SCHEDULE_KEYS and config.get("schedule", "none") not in SCHEDULE_KEYS[key]:
+            continue
+        out[key] = value
+    return out
 
 
 def infer_dataset(data_dir: str) -> str:

@@ -58,4 +58,5 @@ def curves_figure(metrics: Mapping[str, Any], title: str = "Learning curves") ->
         ax.legend()
     ax_acc.yaxis.set_major_formatter(PercentFormatter(decimals=None))
     fig.suptitle(title)
+    fig.tight_layout()
     return fig

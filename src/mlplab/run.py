@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from mlplab import config as configs
 from mlplab import data as datasets
 from mlplab import files, plots
 from mlplab.augment import BatchTransform, Standardizer
+from mlplab.config import applicable
 from mlplab.data import Dataset
 from mlplab.errors import ConfigError
 from mlplab.models import Model, build_model
 from mlplab.optim import SGD, Adam, AdamW, Optimizer
 from mlplab.schedules import Schedule
-from mlplab.training import EpochCallback, History, fit
+from mlplab.training import EpochCallback, History, fit, interactive
 
 
 def make_model(config: dict[str, Any], dataset: Dataset) -> Model:
@@ -110,13 +113,33 @@ def train_run(
     return metrics, model
 
 
+def train(
+    config: Mapping[str, Any] | str | Path | None = None,
+    out: str | Path | None = None,
+    *,
+    progress: bool | None = None,
+    on_epoch: EpochCallback | None = None,
+    **keys: Any,
+) -> tuple[dict[str, Any], Model]:
+    """Train from a config, the way `mlplab train` does; returns (metrics, model).
+
+    `config` is a dict of config keys (flat, or in sections like the YAML files), a YAML file's path, or None for
+    the defaults; keyword arguments override single keys (`mlplab keys` lists them all). With `out`, the run's
+    metrics.json, curves.png and model.npz are written there. `progress` shows a bar per epoch, by default when
+    someone can watch (a notebook, or a terminal). BLAS uses every core unless the config sets `threads`, as in
+    the CLI. Example: `metrics, model = train({"type": "MLP", "hidden_sizes": [64]}, epochs=5)`.
+    """
+    resolved = configs.resolve(config, **keys)
+    return train_run(resolved, out, on_epoch=on_epoch, progress=interactive() if progress is None else progress)
+
+
 def metrics_dict(history: History, config: dict[str, Any], dataset: Dataset, seconds: float) -> dict[str, Any]:
-    """History plus the resolved config and what data it ran on: the content of metrics.json."""
+    """History plus the config keys that applied to the run and what data it ran on: the content of metrics.json."""
     return {
         **history.to_dict(),
         "total_seconds": seconds,
         "dataset": dataset.summary(),
-        "config": config,
+        "config": applicable(config),
     }
 
 

@@ -540,11 +540,18 @@ def _numbers_text(numbers: Numbers) -> str:
     return ", ".join(f"{k}={_format_number(v)}" for k, v in numbers.items())
 
 
-def format_lines(results: list[Claim]) -> str:
-    """One line per claim: number, claim, how it was checked, key numbers, PASS/FAIL."""
-    return "\n".join(
-        f"{r.number:>2}. {r.title} | {r.method} | {_numbers_text(r.numbers)} | {r.status}" for r in results
+def format_lines(results: list[Claim], width: int | None = None) -> str:
+    """One line per claim: number, claim, how it was checked, key numbers, PASS/FAIL; wrapped at `width` columns
+    (continuations indented under the claim) when given."""
+    import textwrap
+
+    lines = [f"{r.number:>2}. {r.title} | {r.method} | {_numbers_text(r.numbers)} | {r.status}" for r in results]
+    if width is None:
+        return "\n".join(lines)
+    wrap = textwrap.TextWrapper(
+        max(width, 40), subsequent_indent="    ", break_on_hyphens=False, break_long_words=False
     )
+    return "\n".join(wrap.fill(line) for line in lines)
 
 
 COLUMNS = ("#", "Claim", "How checked", "Key numbers", "Result")

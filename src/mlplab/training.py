@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -11,7 +12,8 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+from matplotlib.figure import Figure
+from tqdm.auto import tqdm
 
 from mlplab import kernels
 from mlplab.augment import BatchTransform
@@ -47,6 +49,22 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "epochs_done": self.epochs_done}
+
+    def plot(self, title: str = "Learning curves") -> Figure:
+        """Loss and accuracy per epoch, training vs validation, as a Matplotlib figure (a notebook shows it)."""
+        from mlplab.plots import curves_figure
+
+        return curves_figure(self.to_dict(), title)
+
+
+def interactive() -> bool:
+    """Whether progress bars have someone to watch them: a Jupyter kernel, or stderr on a terminal."""
+    shell = sys.modules.get("IPython")
+    if shell is not None and "ipykernel" in sys.modules:
+        ip = shell.get_ipython()
+        if ip is not None and type(ip).__name__ == "ZMQInteractiveShell":
+            return True
+    return sys.stderr.isatty()
 
 
 def batches(
@@ -222,12 +240,15 @@ def fit(
     batch_size: int,
     seed: int = 0,
     on_epoch: EpochCallback | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
     schedule: Schedule | None = None,
     patience: int = 0,
     transform: BatchTransform | None = None,
 ) -> History:
     """Train for `epochs`, validating after each; test the best-by-validation snapshot at the end.
+
+    `progress`: a bar per epoch (tqdm.auto: a widget in Jupyter, text on a terminal); by default shown when
+    someone can watch (a notebook, or stderr on a terminal).
 
     Stops early with status "diverged" as soon as a training loss is NaN or infinite. Options:
     `schedule` sets optimizer.lr = base_lr · factor before every step; `patience` > 0 stops once validation
@@ -280,7 +301,7 @@ def fit(
             epochs=epochs,
             transform=transform,
             lr_at=None if lr_factors is None else scheduled_lr,
-            progress=progress,
+            progress=interactive() if progress is None else progress,
         )
     if diverged:
         history.status = "diverged"

@@ -13,7 +13,7 @@ from mlplab.models import Model
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("evaluate", help="loss and accuracy of a saved model on validation and test")
     ev.add_argument("model", help="a model.npz written by mlplab train")
-    add_data_arguments(ev)
+    add_data_arguments(ev, "the one the model was trained on")
     ev.add_argument(
         "--report",
         metavar="DIR",

@@ -17,7 +17,13 @@ EXIT_FAILED = 1
 
 def register(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser("gradcheck", help="compare a model's gradients with central finite differences")
-    check.add_argument("--model", choices=MODELS, default="two_layer")
+    check.add_argument(
+        "--model",
+        choices=MODELS,
+        default="two_layer",
+        help="which model's gradients: the Softmax Regression, the Two-Layer Net or an MLP shaped by "
+        "--hidden-sizes and --activation (default: two_layer)",
+    )
     check.add_argument("--hidden-sizes", default="32,16", help="MLP widths, comma-separated (default: 32,16)")
     check.add_argument("--activation", default="sigmoid", help="MLP/CNN activation (default: sigmoid)")
     check.add_argument("--conv-channels", default="3,4", help="CNN filters per conv block (default: 3,4)")
@@ -27,9 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument("--reg", type=float, default=0.01, help="L2 strength included in J (default: 0.01)")
     check.add_argument("--batch", type=int, default=16, help="digits images in the checked batch")
-    check.add_argument("--samples", type=int, default=40, help="coordinates checked per parameter (at most)")
-    check.add_argument("--tolerance", type=float, default=1e-6, help="largest relative error that passes")
-    check.add_argument("--seed", type=int, default=0)
+    check.add_argument(
+        "--samples", type=int, default=40, help="coordinates checked per parameter, at most (default: 40)"
+    )
+    check.add_argument(
+        "--tolerance", type=float, default=1e-6, help="largest relative error that passes (default: 1e-06)"
+    )
+    check.add_argument("--seed", type=int, default=0, help="seeds the model and the random point (default: 0)")
     check.set_defaults(func=run)
 
 

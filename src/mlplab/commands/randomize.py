@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
-from mlplab.commands.common import add_data_arguments, add_executor_arguments, condition_line, executor_from
+from mlplab.commands.common import (
+    add_data_arguments,
+    add_executor_arguments,
+    condition_line,
+    executor_from,
+    reused_line,
+)
 from mlplab.config import infer_dataset
 from mlplab.errors import MlplabError
 from mlplab.experiments.conditions import CONDITIONS, DEFAULT_CORRUPTION, condition_names
@@ -23,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "network without regularization is trained on each condition until it fits its training set (accuracy "
         "≥ --target-acc on the whole, corrupted, training split) or the step budget runs out.",
     )
-    add_data_arguments(parser)
+    add_data_arguments(parser, "digits, or what --data-dir holds")
     parser.add_argument(
         "--conditions",
         nargs="+",
@@ -76,7 +83,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=Settings.seed, help="default: %(default)s")
     add_executor_arguments(parser)
-    parser.add_argument("--out", required=True, help="output directory; rerun with it to resume")
+    parser.add_argument(
+        "--out", default="runs/randomize", help="output directory (default: runs/randomize); rerun with it to resume"
+    )
     parser.set_defaults(func=run)
 
 
@@ -134,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     claim_output(args.out)
+    if line := reused_line(finished_conditions(Path(args.out), conditions), "condition", args.out):
+        print(line, flush=True)
     with executor_from(args) as executor:
         randomize(conditions, settings, args.out, executor, on_result=lambda r: print(condition_line(r), flush=True))
     out = Path(args.out)
@@ -142,3 +153,12 @@ def run(args: argparse.Namespace) -> int:
         f"in {time.perf_counter() - start:.0f} s"
     )
     return 0
+
+
+def finished_conditions(out: Path, conditions: list[str]) -> int:
+    """How many of `conditions` an earlier invocation finished in `out` (randomize refuses other settings itself)."""
+    try:
+        done = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(c in done for c in conditions) if isinstance(done, dict) else 0

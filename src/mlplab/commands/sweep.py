@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from mlplab.commands.common import add_config_arguments, add_executor_arguments, executor_from, finished_line
+from mlplab.commands.common import (
+    add_config_arguments,
+    add_executor_arguments,
+    executor_from,
+    finished_line,
+    finished_run_dirs,
+    reused_line,
+)
 from mlplab.files import claim_output
 
 
@@ -19,13 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlplab.experiments.sweep import run_sweep, value_configs
+    from mlplab.experiments.sweep import run_name, run_sweep, value_configs
 
     key, configs = value_configs(
         args.key, args.values, args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir
     )
     out = args.out or f"runs/sweep-{key}"
     claim_output(out)
+    names = [run_name(key, label) for label in configs]
+    if line := reused_line(finished_run_dirs(Path(out) / "runs", names), "run", out):
+        print(line, flush=True)
     with executor_from(args) as executor:
         result = run_sweep(
             key, configs, out, executor, on_saved=lambda name, m: print(finished_line(name, m), flush=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlplab import config as configs
-from mlplab.commands.common import add_config_arguments, add_executor_arguments, executor_from
+from mlplab.commands.common import add_config_arguments, add_executor_arguments, duration, executor_from
 from mlplab.errors import ConfigError
 from mlplab.experiments.search_space import SAMPLERS, load_space
 from mlplab.files import claim_output
@@ -46,7 +46,7 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
     best_val = max(val_curve(trial).values(), default=None)
     return (
         f"trial {trial.number:>3} [{state}] {params}: val {percent(best_val)}  test {percent(attrs.get('test_acc'))}"
-        f"  ({attrs.get('seconds') or 0:.1f} s)"
+        f"  ({duration(attrs.get('seconds') or 0.0)})"
     )
 
 

@@ -31,6 +31,9 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
+    def __repr__(self) -> str:
+        return f"Split({len(self):,} images of {self.x.shape[1]} {self.x.dtype} pixels, labels {self.y.dtype})"
+
     def scaled(self, scale: float, dtype: np.dtype | str = "float32") -> np.ndarray:
         """x / scale as floats, computed once and kept: evaluation reads it every epoch."""
         key = (scale, np.dtype(dtype).name)
@@ -51,6 +54,15 @@ class Dataset:
     pixel_max: float
     num_classes: int = 10
     source: str = ""
+
+    def __repr__(self) -> str:
+        """A one-line summary (the arrays would flood a notebook)."""
+        h, w = self.image_shape
+        sizes = f"{len(self.train):,} train / {len(self.val):,} val / {len(self.test):,} test"
+        return (
+            f"Dataset({self.name!r}: {sizes}, {h}×{w} images with pixels 0–{self.pixel_max:g}, "
+            f"{self.num_classes} classes, from {self.source})"
+        )
 
     @property
     def input_size(self) -> int:

@@ -22,8 +22,12 @@ MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
 def accuracy_overlay(series: Mapping[str, Sequence[float]], path: str | Path, title: str) -> Path:
+    """`overlay_figure` saved as a PNG."""
+    return save_figure(overlay_figure(series, title), path)
+
+
+def overlay_figure(series: Mapping[str, Sequence[float]], title: str) -> Figure:
     """One line of validation accuracy per epoch for each labelled run."""
-    path = Path(path)
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
     styles, markers = cycle(STYLES), cycle(MARKERS)
@@ -43,7 +47,8 @@ def accuracy_overlay(series: Mapping[str, Sequence[float]], path: str | Path, ti
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    return save_figure(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 RANDOMIZATION_FIGURES = ("randomization.png", "loss_vs_steps.png", "steps_to_fit.png", "test_error.png")
@@ -67,20 +72,28 @@ def plot_randomization(
     with the three panels side by side, as in the paper, then one file per panel.
     """
     out = Path(out)
-    panels = (_plot_loss, _plot_steps_to_fit, _plot_test_error)
-    fig = Figure(figsize=(18, 5))
-    axes = fig.subplots(1, 3)
-    for draw, ax in zip(panels, axes, strict=True):
-        draw(ax, results, num_classes)
-    fig.suptitle(f"Randomization tests (Zhang et al. 2017): {network}, {subtitle}")
-    paths = [save_figure(fig, out / RANDOMIZATION_FIGURES[0])]
-    for draw, name in zip(panels, RANDOMIZATION_FIGURES[1:], strict=True):
+    first = randomization_figure(results, subtitle, num_classes, network)
+    paths = [save_figure(first, out / RANDOMIZATION_FIGURES[0])]
+    for draw, name in zip(PANELS, RANDOMIZATION_FIGURES[1:], strict=True):
         fig = Figure(figsize=(7, 5))
         ax = fig.subplots()
         draw(ax, results, num_classes)
         ax.set_title(f"{ax.get_title()}\n{network}, {subtitle}")
         paths.append(save_figure(fig, out / name))
     return paths
+
+
+def randomization_figure(
+    results: Results, subtitle: str = "", num_classes: int = 10, network: str = "one-hidden-layer MLP"
+) -> Figure:
+    """The paper's three panels side by side: loss vs steps, steps to fit, test error vs label corruption."""
+    fig = Figure(figsize=(18, 5))
+    axes = fig.subplots(1, 3)
+    for draw, ax in zip(PANELS, axes, strict=True):
+        draw(ax, results, num_classes)
+    fig.suptitle(f"Randomization tests (Zhang et al. 2017): {network}, {subtitle}".rstrip(", "))
+    fig.tight_layout()
+    return fig
 
 
 def _plot_loss(ax: Axes, results: Results, num_classes: int) -> None:
@@ -155,3 +168,6 @@ def _plot_test_error(ax: Axes, results: Results, num_classes: int) -> None:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+
+
+PANELS = (_plot_loss, _plot_steps_to_fit, _plot_test_error)

@@ -16,16 +16,17 @@ from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
 from mlplab import config as configs
 from mlplab.data import Dataset
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.experiments.conditions import apply_condition, corruption_level, transform_seed
-from mlplab.experiments.executors import BLAS_THREADS, Executor, SerialExecutor, cached_dataset
+from mlplab.experiments.executors import BLAS_THREADS, Executor, SerialExecutor, cached_dataset, make_executor
 from mlplab.experiments.figures import plot_randomization
 from mlplab.files import write_json
 from mlplab.run import make_model, make_optimizer, make_transform
-from mlplab.training import fit_until_memorized
+from mlplab.training import fit_until_memorized, interactive
 
 OPTIMIZERS = ("adam", "sgd")
 MODELS = ("mlp", "cnn")
@@ -219,10 +220,17 @@ def randomize(
     out: str | Path,
     executor: Executor | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run every condition into `out`: settings.json first, results.json after each condition (a rerun with the
     same settings and `out` skips the finished ones), then the figures. Returns results.json's content.
+
+    Without an `executor` the conditions run on a pool of one process per core, as `mlplab randomize` does.
+    `progress`: a bar over the conditions (tqdm.auto), by default when someone can watch (a notebook, a terminal).
     """
+    if executor is None:
+        with make_executor() as pool:
+            return randomize(conditions, settings, out, pool, on_result, progress)
     settings.check()
     order = list(conditions)
     out = Path(out)
@@ -254,7 +262,18 @@ def randomize(
     for condition in order:
         if condition in done and on_result is not None:
             on_result(done[condition])
-    run_conditions([c for c in order if c not in done], settings, executor, finished)
+    show = interactive() if progress is None else progress
+    bar = tqdm(total=len(order), initial=sum(c in done for c in order), desc="conditions", disable=not show)
+
+    def tick(result: dict[str, Any]) -> None:
+        finished(result)
+        bar.set_postfix_str(result["condition"])
+        bar.update()
+
+    try:
+        run_conditions([c for c in order if c not in done], settings, executor, tick)
+    finally:
+        bar.close()
     results = {c: done[c] for c in order}
     subtitle = f"{dataset.name}, {len(dataset.train):,} training images"
     plot_randomization(results, out, subtitle, dataset.num_classes, settings.network)

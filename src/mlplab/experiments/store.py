@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from mlplab import files
+from mlplab.config import applicable
 from mlplab.errors import MlplabError
 from mlplab.models import build_model
 from mlplab.run import RUN_FILES, run_files
@@ -55,7 +56,7 @@ class RunStore:
             raise MlplabError(f"{path}: unreadable ({exc}); delete that run directory to redo it") from None
         if not isinstance(metrics, dict) or not isinstance(metrics.get("train_loss"), list):
             raise MlplabError(f"{path}: not a run's metrics; delete that run directory to redo it")
-        if comparable(metrics.get("config") or {}) != comparable(config):
+        if comparable(applicable(metrics.get("config") or {})) != comparable(applicable(config)):
             raise MlplabError(f"{path.parent} holds a run made with a different config; use another --out or delete it")
         return metrics
 

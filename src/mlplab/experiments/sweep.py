@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure as MplFigure
+
 from mlplab import config as configs
 from mlplab.errors import ConfigError
 from mlplab.experiments.commentary import sweep_commentary
 from mlplab.experiments.executors import Executor, Runner, check_dataset_reachable, run_dir_name
-from mlplab.experiments.figures import accuracy_overlay
+from mlplab.experiments.figures import accuracy_overlay, overlay_figure
 from mlplab.experiments.store import RunStore, comparable, summarize
 from mlplab.files import quoted, write_json, write_text
 from mlplab.report import Figure, Section, Table, percent, write_html, write_markdown
@@ -64,6 +66,11 @@ class SweepResult:
     @property
     def table(self) -> Table:
         return accuracy_table(self.key, self.runs)
+
+    def plot(self) -> MplFigure:
+        """Validation accuracy per epoch, one line per value, as a Matplotlib figure (a notebook shows it)."""
+        series = {f"{self.key} = {label}": m["val_acc"] for label, m in self.runs.items()}
+        return overlay_figure(series, f"Validation accuracy per epoch for each {self.key}")
 
 
 def run_name(key: str, label: str) -> str:
