@@ -270,7 +270,8 @@ def run_study(
     if sampler != "grid":  # a resumed seeded sampler must not replay the first trials' draws
         study.sampler = make_sampler(sampler, space, base["seed"] + next_number)
     store = RunStore(out / "trials")
-    recover_interrupted(study, base, store)
+    with storage_lock(storage):  # two processes must not both requeue the same interrupted trial
+        recover_interrupted(study, base, store)
     tag = owner()
     in_flight: dict[Any, tuple[optuna.Trial, dict[str, Any]]] = {}
     while True:
