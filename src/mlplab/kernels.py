@@ -8,6 +8,7 @@ compiled in every process instead.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -214,8 +215,12 @@ weight matrix's Adam step takes longer than its share of the GEMMs on one core).
 
 
 def _parts(size: int) -> int:
-    """How many threads update a parameter of `size` elements: gemm's BLAS thread limit, for large ones."""
-    if size < PARALLEL_MIN:
+    """How many threads update a parameter of `size` elements: gemm's BLAS thread limit, for large ones.
+
+    Only the main thread fans out: a Dask worker runs tasks in threads of its own, and numba's fallback threading
+    layer (workqueue) must not be entered by two threads at once.
+    """
+    if size < PARALLEL_MIN or threading.current_thread() is not threading.main_thread():
         return 1
     parts = min(threads(), MAX_THREADS)
     if parts > 1 and numba.get_num_threads() != parts:
