@@ -36,19 +36,25 @@ def torch_recipe_epoch(
         return None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(ds.input_size, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, CLASSES))
+    return torch_training(ds, net, torch.optim.Adam(net.parameters(), lr=RECIPE_LR), batch)
+
+
+def torch_training(ds: Dataset, net: Any, optimizer: Any, batch: int) -> Epoch:
+    """One shuffled epoch of `net` + `optimizer` on the scaled training split, mean cross-entropy, in PyTorch."""
+    import torch
+
     x = torch.from_numpy(ds.train.x.astype(np.float32) / np.float32(ds.pixel_max))
     y = torch.from_numpy(ds.train.y)
-    net = torch.nn.Sequential(torch.nn.Linear(ds.input_size, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, CLASSES))
-    opt = torch.optim.Adam(net.parameters(), lr=RECIPE_LR)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def epoch() -> None:
         order = torch.randperm(len(y))
         for start in range(0, len(y), batch):
             index = order[start : start + batch]
-            opt.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
             loss_fn(net(x[index]), y[index]).backward()
-            opt.step()
+            optimizer.step()
 
     return epoch
 

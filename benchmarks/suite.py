@@ -31,6 +31,7 @@ from benchmarks.contenders import (
     jax_epoch,
     mlplab_recipe_epoch,
     torch_recipe_epoch,
+    torch_training,
 )
 from mlplab import data
 from mlplab.blas import gemm
@@ -134,23 +135,11 @@ def torch_epoch(ds: Dataset, hidden: int, batch: int, threads: int, net: Any = N
         return None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    x = torch.from_numpy(ds.train.x.astype(np.float32) / np.float32(ds.pixel_max))
-    y = torch.from_numpy(ds.train.y)
     net = net if net is not None else torch_net(hidden)
     weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
     biases = [p for name, p in net.named_parameters() if name.endswith("bias")]
     opt = torch.optim.SGD([{"params": weights, "weight_decay": REG}, {"params": biases}], lr=LR)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def epoch() -> None:
-        order = torch.randperm(len(y))
-        for start in range(0, len(y), batch):
-            index = order[start : start + batch]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(net(x[index]), y[index]).backward()
-            opt.step()
-
-    return epoch
+    return torch_training(ds, net, opt, batch)
 
 
 def sklearn_epoch(ds: Dataset, hidden: int, batch: int) -> Epoch:
