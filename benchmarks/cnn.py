@@ -95,11 +95,15 @@ def torch_epoch(config: dict[str, Any], ds: Dataset, threads: int) -> Epoch | No
     return epoch
 
 
-def run(quick: bool, data_dir: str | None, config_path: Path, threads: int | None = None) -> dict[str, Any]:
-    """Both contenders' epochs in rounds, as one JSON-ready dict."""
+def run(
+    quick: bool, data_dir: str | None, config_path: Path, threads: int | None = None, subset: int | None = None
+) -> dict[str, Any]:
+    """Both contenders' epochs in rounds, as one JSON-ready dict; `subset` times epochs of that many images."""
     config = configuration.resolve(config_path)
     with threadpool_limits(threads):
         ds = workload(quick, data_dir)
+        if subset:
+            ds = ds.subset(subset)
         n_threads = blas_threads()
         print(f"workload: {ds.name}, {len(ds.train)} training samples, {n_threads} BLAS threads", file=sys.stderr)
         contenders = {"mlplab": mlplab_epoch(config, ds)}
@@ -152,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=CONFIG, help="the CNN config to time (default: %(default)s)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="where JSON + Markdown go")
     parser.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: BLAS's own, all cores)")
+    parser.add_argument("--subset", type=int, help="time epochs of the first N training images (default: all)")
     args = parser.parse_args(argv)
-    results = run(args.quick, args.data_dir, args.config, args.threads)
+    results = run(args.quick, args.data_dir, args.config, args.threads, args.subset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "cnn_quick" if args.quick else "cnn_latest"
