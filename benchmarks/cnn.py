@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from benchmarks.contenders import torch_training
 from benchmarks.suite import REPO, Epoch, blas_threads, round_ratio, round_ratios, side_by_side, workload
 from mlplab import config as configuration
 from mlplab.data import Dataset
@@ -35,7 +36,8 @@ def mlplab_epoch(config: dict[str, Any], ds: Dataset) -> Epoch:
 
 
 def torch_network(config: dict[str, Any], image: tuple[int, int], classes: int) -> Any:
-    """The config's CNN as a torch.nn.Sequential (NCHW, one input channel), layer for layer as mlplab builds it."""
+    """The config's CNN as a torch.nn.Sequential taking flat rows (unflattened to NCHW, one channel), layer for layer
+    as mlplab builds it."""
     import torch
 
     nn = torch.nn
@@ -43,7 +45,7 @@ def torch_network(config: dict[str, Any], image: tuple[int, int], classes: int) 
     k, pool = config["kernel_size"], config["pool"]
     pad = 0 if config["conv_padding"] == "valid" else k // 2
     mode = "circular" if config["conv_padding"] == "circular" else "zeros"
-    layers: list[Any] = []
+    layers: list[Any] = [nn.Unflatten(1, (1, *image))]
     channels, (h, w) = 1, image
     for filters in config["conv_channels"]:
         layers.append(nn.Conv2d(channels, filters, k, padding=pad, padding_mode=mode))
@@ -71,8 +73,6 @@ def torch_epoch(config: dict[str, Any], ds: Dataset, threads: int) -> Epoch | No
         return None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    x = torch.from_numpy(ds.train.x.astype(np.float32) / np.float32(ds.pixel_max)).reshape(-1, 1, *ds.image_shape)
-    y = torch.from_numpy(ds.train.y.astype(np.int64))
     net = torch_network(config, ds.image_shape, ds.num_classes)
     lr, kind = config["learning_rate"], config["optimizer"]
     if kind == "adamw":
@@ -81,18 +81,7 @@ def torch_epoch(config: dict[str, Any], ds: Dataset, threads: int) -> Epoch | No
         opt = torch.optim.Adam(net.parameters(), lr, betas=(config["beta1"], config["beta2"]))
     else:
         opt = torch.optim.SGD(net.parameters(), lr, momentum=config["momentum"], nesterov=kind == "nesterov")
-    loss_fn = torch.nn.CrossEntropyLoss()
-    batch = config["batch_size"]
-
-    def epoch() -> None:
-        order = torch.randperm(len(y))
-        for start in range(0, len(y), batch):
-            index = order[start : start + batch]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(net(x[index]), y[index]).backward()
-            opt.step()
-
-    return epoch
+    return torch_training(ds, net, opt, config["batch_size"])
 
 
 def run(

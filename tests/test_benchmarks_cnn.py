@@ -45,7 +45,7 @@ def test_the_pytorch_network_is_mlplabs_layer_for_layer(padding: str) -> None:
             if ours is not denses[0]:
                 theirs.weight.copy_(torch.from_numpy(ours.W.T.copy()))
             theirs.bias.copy_(torch.from_numpy(ours.b))
-        expected = net(torch.from_numpy(x.astype(np.float64)).reshape(-1, 1, 8, 8)).numpy()
+        expected = net(torch.from_numpy(x.astype(np.float64))).numpy()
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from mlplab.convolution import ConvGeometry
 from mlplab.errors import MlplabError
+from mlplab.gradcheck import numeric_gradient
 from mlplab.layers.base import Layer
 from mlplab.layers.conv2d import Conv2D
 from mlplab.layers.flatten import Flatten
@@ -16,18 +17,8 @@ EPS = 1e-6
 
 
 def numeric(f, array: np.ndarray) -> np.ndarray:
-    """Central differences of the scalar f() w.r.t. every coordinate of `array` (changed in place, restored)."""
-    grad = np.zeros_like(array)
-    flat, out = array.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        saved = flat[i]
-        flat[i] = saved + EPS
-        plus = f()
-        flat[i] = saved - EPS
-        minus = f()
-        flat[i] = saved
-        out[i] = (plus - minus) / (2 * EPS)
-    return grad
+    """Central differences of the scalar f() w.r.t. every coordinate of `array`."""
+    return numeric_gradient(f, array, list(np.ndindex(array.shape)), EPS).reshape(array.shape)
 
 
 def check_layer(layer: Layer, x: np.ndarray, seed: int = 0) -> None:

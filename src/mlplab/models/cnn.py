@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from mlplab.convolution import ConvGeometry
 from mlplab.errors import MlplabError
-from mlplab.layers import ACTIVATIONS, INITS, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, activation
+from mlplab.layers import Conv2D, Flatten, Layer, MaxPool2D, activation
 from mlplab.models.base import Model
+from mlplab.models.mlp import dense_layers
 
 PADDINGS = ("valid", "same", "circular")
 """valid: no padding; same: k//2 zeros on each side (the same size for odd k); circular: k//2 wrapped around."""
@@ -44,10 +44,6 @@ class CNN(Model):
     ):
         shape = _image_shape(input_size, image_shape)
         conv_channels, hidden_sizes = [int(c) for c in conv_channels], [int(h) for h in hidden_sizes]
-        if activation not in ACTIVATIONS:
-            raise MlplabError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
-        if init not in INITS:
-            raise MlplabError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
         if conv_padding not in PADDINGS:
             raise MlplabError(f"unknown conv_padding {conv_padding!r}; choose one of {', '.join(PADDINGS)}")
         if not conv_channels or min(conv_channels) < 1 or any(h < 1 for h in hidden_sizes):
@@ -134,10 +130,5 @@ def _layers(
             h, w = h // pool, w // pool
         layers.append(activation(activation_name, dtype))
     layers.append(Flatten(dtype))
-    sizes = [h * w * c, *hidden_sizes]
-    for fan_in, fan_out in itertools.pairwise(sizes):
-        layers += [Dense(fan_in, fan_out, rng, init, dtype=dtype), activation(activation_name, dtype)]
-        if dropout > 0:
-            layers.append(Dropout(dropout, dropout_rng, dtype))
-    layers.append(Dense(sizes[-1], num_classes, rng, init, dtype=dtype))
-    return layers
+    sizes = [h * w * c, *hidden_sizes, num_classes]
+    return [*layers, *dense_layers(sizes, rng, dropout_rng, activation_name, init, dropout, dtype)]

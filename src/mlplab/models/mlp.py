@@ -79,10 +79,23 @@ def _layers(
     rng = np.random.default_rng(seed)
     dropout_rng = np.random.default_rng([seed, 1])  # one stream for every dropout layer, in forward order
     sizes = [input_size, *hidden_sizes, num_classes]
+    return dense_layers(sizes, rng, dropout_rng, activation_name, init, dropout, dtype)
+
+
+def dense_layers(
+    sizes: list[int],
+    rng: np.random.Generator,
+    dropout_rng: np.random.Generator,
+    activation_name: str,
+    init: str,
+    dropout: float,
+    dtype: str,
+) -> list[Layer]:
+    """[Dense → activation → dropout] between consecutive `sizes`, then a last Dense to sizes[-1] (the logits)."""
     layers: list[Layer] = []
     for fan_in, fan_out in pairwise(sizes[:-1]):
         layers += [Dense(fan_in, fan_out, rng, init, dtype=dtype), activation(activation_name, dtype)]
         if dropout > 0:
             layers.append(Dropout(dropout, dropout_rng, dtype))
-    layers.append(Dense(sizes[-2], num_classes, rng, init, dtype=dtype))
+    layers.append(Dense(sizes[-2], sizes[-1], rng, init, dtype=dtype))
     return layers
