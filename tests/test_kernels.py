@@ -93,24 +93,6 @@ def test_adam_is_bit_for_bit_the_numpy_update(decay: float) -> None:
     np.testing.assert_array_equal(param, p_np)
 
 
-def test_large_parameters_are_updated_in_parallel_with_the_same_numbers() -> None:
-    from threadpoolctl import threadpool_limits
-
-    f = np.float32
-    size = kernels.PARALLEL_MIN * 3 + 7
-    arrays = RNG.normal(size=(5, size)).astype(f)
-    arrays[3] = np.abs(arrays[3])
-    results = []
-    for limit in (1, 2):
-        param, grad, m, v, velocity = arrays.copy()
-        with threadpool_limits(limit):
-            kernels.adam(param, grad, m, v, f(0.9), f(0.1), f(0.999), f(0.001), f(1e-3), f(1e-8), f(0.99))
-            kernels.momentum(param, grad, velocity, f(0.1), f(0.9), True)
-        results.append((param, m, v, velocity))
-    for serial, parallel in zip(*results, strict=True):
-        np.testing.assert_array_equal(serial, parallel)
-
-
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 def test_shift_images_matches_the_padded_fancy_index(dtype: type) -> None:
     n, h, w, s = 9, 5, 7, 2

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import itertools
-from collections.abc import Callable
-from pathlib import Path
-from typing import cast
-
 import numpy as np
 
 # Imported with this module, not on first use: threadpoolctl limits only the BLAS libraries already loaded when a
@@ -45,22 +39,3 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     their threads spinning after a call and starve the other, which made a step several times slower.
     """
     return gemm(a, b, out=np.empty((a.shape[0], b.shape[1]), np.result_type(a, b)))
-
-
-def _thread_count() -> Callable[[], int]:
-    """A cheap getter of the thread count `gemm`'s BLAS currently allows (threadpoolctl's limits change it)."""
-    from threadpoolctl import ThreadpoolController
-
-    controllers = ThreadpoolController().select(internal_api="openblas").lib_controllers
-    ours = [c for c in controllers if "scipy" in Path(c.filepath).parent.name] or controllers
-    for controller in ours[:1]:
-        for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
-            getter = getattr(controller.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
-            if getter is not None:
-                getter.restype = ctypes.c_int
-                return cast(Callable[[], int], getter)
-    return lambda: 1
-
-
-threads = _thread_count()
-"""threads() → how many threads `gemm` may use now; the compiled updates use as many (see kernels)."""

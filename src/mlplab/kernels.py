@@ -8,14 +8,11 @@ compiled in every process instead.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
-
-from mlplab.blas import threads
 
 
 def _compiled(**options: Any) -> Callable[[Callable[..., Any]], Any]:
@@ -119,8 +116,10 @@ def sgd(param: np.ndarray, grad: np.ndarray, lr: Any) -> None:
 
 
 @_compiled()
-def _momentum_range(p_, g_, v_, lr, mu, nesterov, lo, hi):  # type: ignore[no-untyped-def]
-    for i in range(lo, hi):
+def momentum(param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, lr: Any, mu: Any, nesterov: bool) -> None:
+    """v ← μv − lr·g, then θ ← θ + v, or with Nesterov θ ← θ + μv − lr·g."""
+    p_, g_, v_ = param.reshape(param.size), grad.reshape(grad.size), velocity.reshape(velocity.size)
+    for i in range(p_.size):
         g = g_[i]
         v = v_[i] * mu - lr * g
         v_[i] = v
@@ -131,58 +130,6 @@ def _momentum_range(p_, g_, v_, lr, mu, nesterov, lo, hi):  # type: ignore[no-un
 
 
 @_compiled()
-def _momentum_serial(param, grad, velocity, lr, mu, nesterov):  # type: ignore[no-untyped-def]
-    p_, g_, v_ = param.reshape(param.size), grad.reshape(grad.size), velocity.reshape(velocity.size)
-    _momentum_range(p_, g_, v_, lr, mu, nesterov, 0, p_.size)
-
-
-@_compiled(parallel=True)
-def _momentum_parallel(param, grad, velocity, lr, mu, nesterov, parts):  # type: ignore[no-untyped-def]
-    p_, g_, v_ = param.reshape(param.size), grad.reshape(grad.size), velocity.reshape(velocity.size)
-    size = (p_.size + parts - 1) // parts
-    for k in numba.prange(parts):
-        _momentum_range(p_, g_, v_, lr, mu, nesterov, k * size, min(p_.size, (k + 1) * size))
-
-
-def momentum(param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, lr: Any, mu: Any, nesterov: bool) -> None:
-    """v ← μv − lr·g, then θ ← θ + v, or with Nesterov θ ← θ + μv − lr·g."""
-    parts = _parts(param.size)
-    if parts > 1:
-        _momentum_parallel(param, grad, velocity, lr, mu, nesterov, parts)
-    else:
-        _momentum_serial(param, grad, velocity, lr, mu, nesterov)
-
-
-@_compiled()
-def _adam_range(p_, g_, m_, v_, beta1, c1, beta2, c2, step_size, eps, decay, lo, hi):  # type: ignore[no-untyped-def]
-    one = decay - decay + 1
-    for i in range(lo, hi):
-        g = g_[i]
-        mi = m_[i] * beta1 + g * c1
-        vi = v_[i] * beta2 + g * g * c2
-        m_[i] = mi
-        v_[i] = vi
-        p = p_[i]
-        if decay != one:
-            p = p * decay
-        p_[i] = p - mi / (np.sqrt(vi) + eps) * step_size
-
-
-@_compiled()
-def _adam_serial(param, grad, m, v, beta1, c1, beta2, c2, step_size, eps, decay):  # type: ignore[no-untyped-def]
-    p_, g_, m_, v_ = param.reshape(param.size), grad.reshape(grad.size), m.reshape(m.size), v.reshape(v.size)
-    _adam_range(p_, g_, m_, v_, beta1, c1, beta2, c2, step_size, eps, decay, 0, p_.size)
-
-
-@_compiled(parallel=True)
-def _adam_parallel(param, grad, m, v, beta1, c1, beta2, c2, step_size, eps, decay, parts):  # type: ignore[no-untyped-def]
-    p_, g_, m_, v_ = param.reshape(param.size), grad.reshape(grad.size), m.reshape(m.size), v.reshape(v.size)
-    size = (p_.size + parts - 1) // parts
-    for k in numba.prange(parts):
-        lo, hi = k * size, min(p_.size, (k + 1) * size)
-        _adam_range(p_, g_, m_, v_, beta1, c1, beta2, c2, step_size, eps, decay, lo, hi)
-
-
 def adam(
     param: np.ndarray,
     grad: np.ndarray,
@@ -199,33 +146,21 @@ def adam(
     """One Adam step in one pass: m ← β₁m + c₁g; v ← β₂v + c₂g²; θ ← decay·θ − m / (√v + eps) · step_size.
 
     c₁ = 1 − β₁ and c₂ = 1 − β₂ (rounded from float64, as NumPy rounds them); step_size and eps carry both bias
-    corrections; decay is AdamW's 1 − lr·λ (1 for Adam: no multiply).
+    corrections; decay is AdamW's 1 − lr·λ (1 for Adam: no multiply). One thread: split over numba's threads it
+    was faster only on an idle machine, and many times slower whenever another process held a core.
     """
-    parts = _parts(param.size)
-    if parts > 1:
-        _adam_parallel(param, grad, m, v, beta1, c1, beta2, c2, step_size, eps, decay, parts)
-    else:
-        _adam_serial(param, grad, m, v, beta1, c1, beta2, c2, step_size, eps, decay)
-
-
-MAX_THREADS = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-PARALLEL_MIN = 1 << 16
-"""Parameters with at least this many elements are updated by several threads (memory-bound passes: a large
-weight matrix's Adam step takes longer than its share of the GEMMs on one core)."""
-
-
-def _parts(size: int) -> int:
-    """How many threads update a parameter of `size` elements: gemm's BLAS thread limit, for large ones.
-
-    Only the main thread fans out: a Dask worker runs tasks in threads of its own, and numba's fallback threading
-    layer (workqueue) must not be entered by two threads at once.
-    """
-    if size < PARALLEL_MIN or threading.current_thread() is not threading.main_thread():
-        return 1
-    parts = min(threads(), MAX_THREADS)
-    if parts > 1 and numba.get_num_threads() != parts:
-        numba.set_num_threads(parts)
-    return int(parts)
+    p_, g_, m_, v_ = param.reshape(param.size), grad.reshape(grad.size), m.reshape(m.size), v.reshape(v.size)
+    one = decay - decay + 1
+    for i in range(p_.size):
+        g = g_[i]
+        mi = m_[i] * beta1 + g * c1
+        vi = v_[i] * beta2 + g * g * c2
+        m_[i] = mi
+        v_[i] = vi
+        p = p_[i]
+        if decay != one:
+            p = p * decay
+        p_[i] = p - mi / (np.sqrt(vi) + eps) * step_size
 
 
 @_compiled()
