@@ -1,4 +1,4 @@
-"""Augmentation (shifts, rotations, elastic distortions) and per-pixel standardization: exact against per-image
+"""Augmentation (shifts, rotations, flips, elastic distortions) and per-pixel standardization: exact against per-image
 references, seeded."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from mlplab.augment import (
     Standardizer,
     bilinear_sample,
     elastic_images,
+    flip_images,
     gaussian_matrix,
     rotate_images,
     shift_images,
@@ -229,3 +230,25 @@ def test_elastic_key_reaches_the_training_transform(digits):
     np.testing.assert_array_equal(transform.eval(x.copy()), x)
     with pytest.raises(MlplabError, match="elastic"):
         configs.resolve(None, ["elastic=-1"])
+
+
+def test_flips_mirror_about_half_the_images_left_to_right_seeded():
+    x = random_images(400)
+    flipped = flip_images(x, SHAPE, np.random.default_rng(3))
+    images, out = x.reshape(-1, *SHAPE), flipped.reshape(-1, *SHAPE)
+    mirrored = np.array([np.array_equal(o, i[:, ::-1]) for i, o in zip(images, out, strict=True)])
+    kept = np.array([np.array_equal(o, i) for i, o in zip(images, out, strict=True)])
+    assert np.all(mirrored ^ kept) and 160 < mirrored.sum() < 240  # each image one or the other, about half flipped
+    np.testing.assert_array_equal(flipped, flip_images(x, SHAPE, np.random.default_rng(3)))
+    np.testing.assert_array_equal(x, random_images(400))  # the input is left alone
+
+
+def test_flip_key_reaches_the_training_transform_only(digits):
+    transform = make_transform(configs.resolve(None, ["type=MLP", "flip=true"]), digits, "float32")
+    assert transform is not None and transform.augments and transform.flip
+    x = (digits.val.x[:50] / np.float32(digits.pixel_max)).astype(np.float32)
+    assert not np.array_equal(transform.train(x.copy(), np.random.default_rng(0)), x)
+    np.testing.assert_array_equal(transform.eval(x.copy()), x)
+    assert make_transform(configs.resolve(None, ["type=MLP"]), digits, "float32") is None
+    with pytest.raises(MlplabError, match="flip"):
+        configs.resolve(None, ["flip=2"])

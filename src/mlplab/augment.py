@@ -1,5 +1,5 @@
-"""Per-batch input transforms: random shifts, rotations and elastic distortions of images (training only) and
-per-pixel standardization."""
+"""Per-batch input transforms: random shifts, rotations, horizontal flips and elastic distortions of images (training
+only) and per-pixel standardization."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ def shift_images(x: np.ndarray, image_shape: tuple[int, int], max_shift: int, rn
     dy, dx = rng.integers(-max_shift, max_shift + 1, size=(2, len(x)))
     out = np.empty_like(x)
     kernels.shift_images(np.ascontiguousarray(x), dy, dx, image_shape[0], image_shape[1], out)
+    return out
+
+
+def flip_images(x: np.ndarray, image_shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Each row of x (n, H·W) mirrored left to right with probability 1/2; returns a new array of x's dtype."""
+    h, w = image_shape
+    out = x.copy()
+    images = out.reshape(len(x), h, w)
+    flipped = rng.random(len(x)) < 0.5
+    images[flipped] = images[flipped][:, :, ::-1]
     return out
 
 
@@ -184,8 +194,10 @@ class BatchTransform:
         standardizer: Standardizer | None = None,
         elastic: float = 0.0,
         elastic_sigma: float = 4.0,
+        flip: bool = False,
     ) -> None:
         self.image_shape = image_shape
+        self.flip = flip
         self.shift = shift
         self.rotate = rotate
         self.standardizer = standardizer
@@ -194,10 +206,12 @@ class BatchTransform:
 
     @property
     def augments(self) -> bool:
-        return self.shift > 0 or self.rotate > 0 or self.elastic > 0
+        return self.shift > 0 or self.rotate > 0 or self.elastic > 0 or self.flip
 
     def train(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A training batch: elastically distorted, then randomly shifted/rotated by `rng`, then standardized."""
+        """A training batch: randomly mirrored, elastically distorted, shifted/rotated by `rng`, then standardized."""
+        if self.flip:
+            x = flip_images(x, self.image_shape, rng)
         if self.elastic > 0:
             x = elastic_images(x, self.image_shape, self.elastic, self.elastic_sigma, rng)
         if self.rotate > 0:

@@ -133,6 +133,7 @@ OPTIONS: dict[str, Option] = {
         int, 0, _non_negative, "must be ≥ 0", "random shifts of training images by up to this many pixels"
     ),
     "rotate": Option(float, 0.0, lambda v: 0 <= v <= 180, "must be in [0, 180]", "random rotations up to ± degrees"),
+    "flip": Option(bool, False, help="random horizontal flips of training images, each with probability 1/2"),
     "elastic": Option(
         float,
         0.0,

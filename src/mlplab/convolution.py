@@ -154,32 +154,41 @@ def pooled_size(size: int, window: int) -> int:
 @numba.njit(cache=True, nogil=True)
 def _max_pool(x: np.ndarray, window: int, out: np.ndarray, argmax: np.ndarray) -> None:
     n, oh, ow, c = out.shape
+    # Channels innermost, into local rows: a pixel's C values are contiguous, so each compare runs as a vector.
+    best, at = np.empty(c, x.dtype), np.empty(c, np.int32)
     for b in range(n):
         for i in range(oh):
             for j in range(ow):
                 for ch in range(c):
-                    best = x[b, i * window, j * window, ch]
-                    at = 0
-                    for di in range(window):
-                        for dj in range(window):
+                    best[ch] = x[b, i * window, j * window, ch]
+                    at[ch] = 0
+                for di in range(window):
+                    for dj in range(window):
+                        place = di * window + dj
+                        for ch in range(c):
                             v = x[b, i * window + di, j * window + dj, ch]
-                            if v > best:
-                                best = v
-                                at = di * window + dj
-                    out[b, i, j, ch] = best
-                    argmax[b, i, j, ch] = at
+                            wins = v > best[ch]  # strict: ties keep the first in row-major order
+                            best[ch] = v if wins else best[ch]
+                            at[ch] = place if wins else at[ch]
+                for ch in range(c):
+                    out[b, i, j, ch] = best[ch]
+                    argmax[b, i, j, ch] = at[ch]
 
 
 @numba.njit(cache=True, nogil=True)
 def _max_pool_backward(dy: np.ndarray, argmax: np.ndarray, window: int, out: np.ndarray) -> None:
     n, oh, ow, c = dy.shape
-    out[...] = 0
+    if out.shape[1] != oh * window or out.shape[2] != ow * window:
+        out[...] = 0  # rows and columns no window covers get no gradient; the loop below writes all the rest
     for b in range(n):
         for i in range(oh):
             for j in range(ow):
-                for ch in range(c):
-                    at = argmax[b, i, j, ch]
-                    out[b, i * window + at // window, j * window + at % window, ch] = dy[b, i, j, ch]
+                grad, at = dy[b, i, j], argmax[b, i, j]
+                for di in range(window):
+                    for dj in range(window):
+                        pixel, place = out[b, i * window + di, j * window + dj], di * window + dj
+                        for ch in range(c):
+                            pixel[ch] = grad[ch] if at[ch] == place else 0
 
 
 def max_pool(x: np.ndarray, window: int, out: np.ndarray, argmax: np.ndarray) -> np.ndarray:

@@ -62,8 +62,8 @@ def make_schedule(config: dict[str, Any]) -> Schedule | None:
 def make_transform(config: dict[str, Any], dataset: Dataset, dtype: str) -> BatchTransform | None:
     """The config's per-batch augmentation and standardization, or None when batches go in as they are."""
     shift, rotate, normalize = config.get("augment", 0), config.get("rotate", 0.0), config.get("normalize", "none")
-    elastic = config.get("elastic", 0.0)
-    if not shift and not rotate and not elastic and normalize == "none":
+    elastic, flip = config.get("elastic", 0.0), config.get("flip", False)
+    if not shift and not rotate and not elastic and not flip and normalize == "none":
         return None
     standardizer = Standardizer.fit(dataset.train, dataset.pixel_max, dtype) if normalize == "standardize" else None
     return BatchTransform(
@@ -73,6 +73,7 @@ def make_transform(config: dict[str, Any], dataset: Dataset, dtype: str) -> Batc
         standardizer=standardizer,
         elastic=elastic,
         elastic_sigma=config.get("elastic_sigma", 4.0),
+        flip=flip,
     )
 
 

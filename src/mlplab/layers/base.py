@@ -61,3 +61,11 @@ class Layer:
                 self._scratch.clear()
             buffer = self._scratch[key, shape] = np.empty(shape, self.dtype)
         return buffer
+
+    def ones(self, n: int) -> np.ndarray:
+        """An (n, 1) column of ones, kept: 1ᵀ·dy sums dy's rows as one BLAS product (bias gradients)."""
+        ones = self._scratch.get(("ones", (n, 1)))
+        if ones is None:
+            ones = self.scratch("ones", (n, 1))
+            ones.fill(1.0)
+        return ones

@@ -71,7 +71,7 @@ class Conv2D(Layer):
             np.copyto(self.grads["W"], transposed.T)
         else:
             gemm(self.cols.T, rows, out=self.grads["W"])
-        np.sum(rows, axis=0, out=self.grads["b"])
+        gemm(self.ones(len(rows)).T, rows, out=self.grads["b"])  # column sums, by BLAS
         if not need_dx:
             return None
         dcols = gemm(rows, self.W.T, out=self.scratch("dcols", self.cols.shape))

@@ -59,7 +59,7 @@ class Dense(Layer):
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         gemm(self._input().T, dy, out=self.grads["W"])
         if self.b is not None:
-            gemm(self._ones(len(dy)).T, dy, out=self.grads["b"])  # 1ᵀ·dy: the column sums, by BLAS
+            gemm(self.ones(len(dy)).T, dy, out=self.grads["b"])  # 1ᵀ·dy: the column sums, by BLAS
         return self._dx(dy) if need_dx else None
 
     def backward_sgd(self, dy: np.ndarray, need_dx: bool, lr: float, l2: float) -> np.ndarray | None:
@@ -67,17 +67,10 @@ class Dense(Layer):
         dx = self._dx(dy) if need_dx else None
         gemm(self._input().T, dy, out=self.W, alpha=-lr, beta=1.0 - lr * l2)
         if self.b is not None:
-            gemm(self._ones(len(dy)).T, dy, out=self.b, alpha=-lr, beta=1.0)
+            gemm(self.ones(len(dy)).T, dy, out=self.b, alpha=-lr, beta=1.0)
         return dx
 
     def _input(self) -> np.ndarray:
         if self.x is None:
             raise RuntimeError("Dense.backward before a training forward pass")
         return self.x
-
-    def _ones(self, n: int) -> np.ndarray:
-        ones = self._scratch.get(("ones", (n, 1)))
-        if ones is None:
-            ones = self.scratch("ones", (n, 1))
-            ones.fill(1.0)
-        return ones
