@@ -8,7 +8,6 @@ Run as `python -m benchmarks.cnn`; `--quick` shrinks the workload so CI can chec
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -18,7 +17,17 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmarks.contenders import torch_training
-from benchmarks.suite import REPO, Epoch, blas_threads, round_ratio, round_ratios, side_by_side, workload
+from benchmarks.suite import (
+    REPO,
+    Epoch,
+    blas_threads,
+    installed,
+    ratio_cell,
+    round_ratio,
+    side_by_side,
+    workload,
+    write_results,
+)
 from mlplab import config as configuration
 from mlplab.data import Dataset
 from mlplab.run import make_model, make_optimizer
@@ -95,10 +104,7 @@ def run(
             ds = ds.subset(subset)
         n_threads = blas_threads()
         print(f"workload: {ds.name}, {len(ds.train)} training samples, {n_threads} BLAS threads", file=sys.stderr)
-        contenders = {"mlplab": mlplab_epoch(config, ds)}
-        torch = torch_epoch(config, ds, n_threads)
-        if torch is not None:
-            contenders["torch"] = torch
+        contenders = installed({"mlplab": mlplab_epoch(config, ds), "torch": torch_epoch(config, ds, n_threads)})
         times = side_by_side(contenders, 1 if quick else 5)
     return {
         "config": str(config_path.relative_to(REPO) if config_path.is_relative_to(REPO) else config_path),
@@ -110,7 +116,7 @@ def run(
         "workload": {"dataset": ds.name, "train_samples": len(ds.train), "blas_threads": n_threads, "quick": quick},
         "rounds": times,
         "epoch_seconds": {name: statistics.median(t) for name, t in times.items()},
-        "mlplab_over_torch": round_ratio(times, "mlplab", "torch") if torch is not None else None,
+        "mlplab_over_torch": round_ratio(times, "mlplab", "torch") if "torch" in times else None,
     }
 
 
@@ -121,12 +127,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"conv {'-'.join(map(str, net['conv_channels']))} ({net['kernel_size']}×{net['kernel_size']}, "
         f"{net['conv_padding']}, pool {net['pool']}), dense {'-'.join(map(str, net['hidden_sizes']))}"
     )
-    if r["mlplab_over_torch"] is None:
-        ratio, torch_cell = "—", "not installed"
-    else:
-        spread = round_ratios(r["rounds"], "mlplab", "torch")
-        ratio = f"{r['mlplab_over_torch']:.2f}× (rounds {min(spread):.2f}–{max(spread):.2f})"
-        torch_cell = f"{e['torch']:.2f} s"
+    ratio = ratio_cell(r["rounds"], r["mlplab_over_torch"], "torch")
+    torch_cell = "not installed" if r["mlplab_over_torch"] is None else f"{e['torch']:.2f} s"
     w = r["workload"]
     return (
         f"CNN epoch, {r['config']}: {shape}, {r['optimizer']}, batch {r['batch']}, {w['dataset']} "
@@ -148,13 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subset", type=int, help="time epochs of the first N training images (default: all)")
     args = parser.parse_args(argv)
     results = run(args.quick, args.data_dir, args.config, args.threads, args.subset)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "cnn_quick" if args.quick else "cnn_latest"
-    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
-    (out / f"{stem}.md").write_text(table)
-    print(table)
+    write_results(results, markdown(results), Path(args.out), "cnn_quick" if args.quick else "cnn_latest")
     return 0
 
 

@@ -9,15 +9,12 @@ GEMM floor. Each figure is the median over rounds of the mean over `--repeats` c
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 
 import numpy as np
 
 from benchmarks.contenders import RECIPE_BATCH, RECIPE_HIDDEN, RECIPE_LR
-from benchmarks.suite import LR, REG, blas_threads, workload
+from benchmarks.suite import LR, REG, Epoch, blas_threads, median_seconds, workload
 from mlplab.blas import gemm
 from mlplab.data import Dataset
 from mlplab.layers import Network
@@ -26,16 +23,9 @@ from mlplab.optim import SGD, Adam, Optimizer
 from mlplab.training import batches
 
 
-def per_call_us(run: Callable[[], object], repeats: int, rounds: int = 5) -> float:
-    """Median over rounds of the mean wall time of `run`, in µs, after one untimed call."""
-    run()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            run()
-        times.append((time.perf_counter() - start) / repeats * 1e6)
-    return statistics.median(times)
+def per_call_us(run: Epoch, repeats: int, rounds: int = 5) -> float:
+    """Median over rounds of the mean wall time of `repeats` calls of `run`, in µs, after one untimed call."""
+    return median_seconds(run, rounds, calls=repeats) * 1e6
 
 
 def pieces(ds: Dataset, model: Network, optimizer: Optimizer, batch: int, repeats: int) -> list[tuple[str, float]]:

@@ -73,11 +73,14 @@ def _mnist_from_env() -> Dataset:
 Epoch = Callable[[], Any]
 
 
-def side_by_side(contenders: dict[str, Epoch], rounds: int, pause: float = 0.3) -> dict[str, list[float]]:
-    """Seconds of each contender in each round: they take turns, after one untimed warm-up each.
+def side_by_side(
+    contenders: dict[str, Epoch], rounds: int, pause: float = 0.3, calls: int = 1
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender in each round: they take turns, after one untimed warm-up call each.
 
     This machine's speed drifts by up to a third over a minute, so ratios are formed within a round, where every
     contender met the same moment. The pause lets the last one's BLAS or OpenMP threads stop spinning first.
+    A turn makes `calls` calls and records their mean, for runs too short to time one at a time.
     """
     for epoch in contenders.values():
         epoch()
@@ -86,14 +89,20 @@ def side_by_side(contenders: dict[str, Epoch], rounds: int, pause: float = 0.3) 
         for name, epoch in contenders.items():
             time.sleep(pause)
             start = time.perf_counter()
-            epoch()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(calls):
+                epoch()
+            times[name].append((time.perf_counter() - start) / calls)
     return times
 
 
-def median_seconds(run: Epoch, repeats: int) -> float:
-    """Median wall time of `run` over `repeats` calls after one untimed one."""
-    return statistics.median(side_by_side({"run": run}, repeats, pause=0.0)["run"])
+def installed(contenders: dict[str, Epoch | None]) -> dict[str, Epoch]:
+    """The contenders whose library is installed (the others are None), in their order."""
+    return {name: epoch for name, epoch in contenders.items() if epoch is not None}
+
+
+def median_seconds(run: Epoch, rounds: int, calls: int = 1) -> float:
+    """Median over `rounds` of the mean wall time of `calls` calls of `run`, after one untimed call."""
+    return statistics.median(side_by_side({"run": run}, rounds, pause=0.0, calls=calls)["run"])
 
 
 def round_ratios(times: dict[str, list[float]], numerator: str, denominator: str) -> list[float]:
@@ -104,6 +113,22 @@ def round_ratios(times: dict[str, list[float]], numerator: str, denominator: str
 def round_ratio(times: dict[str, list[float]], numerator: str, denominator: str) -> float:
     """Median over rounds of numerator time / denominator time."""
     return statistics.median(round_ratios(times, numerator, denominator))
+
+
+def ratio_cell(times: dict[str, list[float]], ratio: float | None, name: str) -> str:
+    """mlplab / `name` as a table cell: the median ratio with its rounds' range, or — when `name` did not run."""
+    if ratio is None:
+        return "—"
+    values = round_ratios(times, "mlplab", name)
+    return f"{ratio:.2f}× (rounds {min(values):.2f}–{max(values):.2f})"
+
+
+def write_results(results: dict[str, Any], table: str, out: Path, stem: str) -> None:
+    """`results` as out/stem.json and `table` as out/stem.md, and the table on stdout."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(table)
+    print(table)
 
 
 def mlplab_epoch(ds: Dataset, hidden: int, batch: int, model: TwoLayerNet | None = None) -> Epoch:
@@ -281,14 +306,14 @@ def sweep_throughput(ds: Dataset, quick: bool) -> dict[str, Any]:
 
 def recipe_shape(ds: Dataset, threads: int, rounds: int) -> dict[str, Any]:
     """The recipes' shape (784-1024-10 ReLU, Adam, batch 128): mlplab, its GEMM floor, PyTorch and JAX in turns."""
-    n = len(ds.train)
-    contenders = {"mlplab": mlplab_recipe_epoch(ds), "floor": floor_epoch(n, RECIPE_HIDDEN, RECIPE_BATCH)}
-    for name, contender in (
-        ("torch", torch_recipe_epoch(ds, threads)),
-        ("jax", jax_epoch(ds, RECIPE_HIDDEN, RECIPE_BATCH, "relu", "adam", RECIPE_LR, 0.0)),
-    ):
-        if contender is not None:
-            contenders[name] = contender
+    contenders = installed(
+        {
+            "mlplab": mlplab_recipe_epoch(ds),
+            "floor": floor_epoch(len(ds.train), RECIPE_HIDDEN, RECIPE_BATCH),
+            "torch": torch_recipe_epoch(ds, threads),
+            "jax": jax_epoch(ds, RECIPE_HIDDEN, RECIPE_BATCH, "relu", "adam", RECIPE_LR, 0.0),
+        }
+    )
     times = side_by_side(contenders, rounds)
     return {
         "workload": {"hidden": RECIPE_HIDDEN, "batch": RECIPE_BATCH, "optimizer": f"adam lr {RECIPE_LR}"},
@@ -317,14 +342,15 @@ def _run(quick: bool, data_dir: str | None) -> dict[str, Any]:
         f"workload: {ds.name}, {n} training samples, batch {batch}, hidden {hidden}, {threads} BLAS threads",
         file=sys.stderr,
     )
-    contenders = {"mlplab": mlplab_epoch(ds, hidden, batch), "floor": floor_epoch(n, hidden, batch)}
-    torch = torch_epoch(ds, hidden, batch, threads)
-    if torch is not None:
-        contenders["torch"] = torch
-    jax = jax_epoch(ds, hidden, batch, "sigmoid", "sgd", LR, REG)
-    if jax is not None:
-        contenders["jax"] = jax
-    contenders["sklearn"] = sklearn_epoch(ds, hidden, batch)
+    contenders = installed(
+        {
+            "mlplab": mlplab_epoch(ds, hidden, batch),
+            "floor": floor_epoch(n, hidden, batch),
+            "torch": torch_epoch(ds, hidden, batch, threads),
+            "jax": jax_epoch(ds, hidden, batch, "sigmoid", "sgd", LR, REG),
+            "sklearn": sklearn_epoch(ds, hidden, batch),
+        }
+    )
     times = side_by_side(contenders, rounds)
     epoch = {name: statistics.median(t) for name, t in times.items()}
     ours = epoch["mlplab"]
@@ -361,8 +387,8 @@ def _run(quick: bool, data_dir: str | None) -> dict[str, Any]:
             "sklearn": epoch["sklearn"],
         },
         "ratios": {
-            "mlplab_over_torch": round_ratio(times, "mlplab", "torch") if torch is not None else None,
-            "mlplab_over_jax": round_ratio(times, "mlplab", "jax") if jax is not None else None,
+            "mlplab_over_torch": round_ratio(times, "mlplab", "torch") if "torch" in times else None,
+            "mlplab_over_jax": round_ratio(times, "mlplab", "jax") if "jax" in times else None,
             "mlplab_over_sklearn": round_ratio(times, "mlplab", "sklearn"),
         },
         "floor": {"epoch_seconds": epoch["floor"], "efficiency": round_ratio(times, "floor", "mlplab")},
@@ -382,12 +408,6 @@ def markdown(r: dict[str, Any]) -> str:
     def spread(numerator: str, denominator: str, fmt: str) -> str:
         values = round_ratios(rounds, numerator, denominator)
         return f"{format(min(values), fmt)}–{format(max(values), fmt)}"
-
-    def ratio_cell(times: dict[str, list[float]], ratio: float | None, name: str) -> str:
-        if ratio is None:
-            return "—"
-        values = round_ratios(times, "mlplab", name)
-        return f"{ratio:.2f}× (rounds {min(values):.2f}–{max(values):.2f})"
 
     def seconds_cell(value: float | None) -> str:
         return f"{value:.3f} s" if value else "not installed"
@@ -458,11 +478,5 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: BLAS's own, all cores)")
     args = parser.parse_args(argv)
     results = run(args.quick, args.data_dir, args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "quick" if args.quick else "latest"
-    (out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
-    (out / f"{stem}.md").write_text(table)
-    print(table)
+    write_results(results, markdown(results), Path(args.out), "quick" if args.quick else "latest")
     return 0

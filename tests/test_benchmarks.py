@@ -121,6 +121,12 @@ def test_side_by_side_times_every_contender_each_round():
     assert [len(t) for t in times.values()] == [3, 3] and all(t >= 0 for t in times["x"] + times["y"])
 
 
+def test_side_by_side_times_a_turn_of_several_calls_after_one_warm_up_call():
+    calls = []
+    times = suite.side_by_side({"x": lambda: calls.append("x")}, rounds=2, pause=0, calls=5)
+    assert len(calls) == 1 + 2 * 5 and len(times["x"]) == 2
+
+
 def test_step_flops_counts_the_three_big_products():
     # forward x·W1 and h·W2, backward hᵀδ, δ·W2ᵀ and xᵀδ: 2·B·(2·784·H + 3·H·10)
     assert suite.step_flops(64, 128) == 2 * 64 * (2 * 784 * 128 + 3 * 128 * 10)
