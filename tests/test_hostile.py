@@ -339,14 +339,19 @@ def _(tmp: Path) -> str:
     return mlplab("train", *FAST, "--data-dir", str(data), "--out", str(tmp / "o")).refused("1 training image(s)")
 
 
+def train_refuses_images(tmp: Path, images: bytes, needle: str, detail: str = "") -> str:
+    """`train` on 10 IDX images whose file is `images`: refused naming `needle`, at a peak RSS under 400 MB."""
+    data = idx_dataset(tmp / "mnist", 10, images=images)
+    result = mlplab("train", *FAST, "--data-dir", str(data), "--out", str(tmp / "o"), isolate=True)
+    outcome = result.refused(needle)
+    assert 0 < result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
+    return f"{outcome} ({detail}{'; ' if detail else ''}peak {result.peak_mb:.0f} MB)"
+
+
 @case("input", "gzip IDX whose header declares 3 TB")
 def _(tmp: Path) -> str:
     head = bytes([0, 0, 0x08, 3]) + np.asarray([4_000_000_000, 28, 28], ">u4").tobytes()
-    data = idx_dataset(tmp / "mnist", 10, images=gzip.compress(head + bytes(1000)))
-    result = mlplab("train", *FAST, "--data-dir", str(data), "--out", str(tmp / "o"), isolate=True)
-    outcome = result.refused("corrupt header")
-    assert 0 < result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
-    return f"{outcome} (peak {result.peak_mb:.0f} MB)"
+    return train_refuses_images(tmp, gzip.compress(head + bytes(1000)), "corrupt header")
 
 
 @case("input", "gzip IDX inflating to 512 MB past its declared size")
@@ -354,11 +359,7 @@ def _(tmp: Path) -> str:
     head = idx_bytes(np.zeros((10, 28, 28)))
     bomb = gzip_with_zeros(tmp / "images.gz", head, 512 << 20).read_bytes()
     assert len(bomb) < 3 << 20
-    data = idx_dataset(tmp / "mnist", 10, images=bomb)
-    result = mlplab("train", *FAST, "--data-dir", str(data), "--out", str(tmp / "o"), isolate=True)
-    outcome = result.refused("trailing bytes")
-    assert 0 < result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
-    return f"{outcome} (a {len(bomb) >> 10} KB file; peak {result.peak_mb:.0f} MB)"
+    return train_refuses_images(tmp, bomb, "trailing bytes", detail=f"a {len(bomb) >> 10} KB file")
 
 
 @case("input", "YAML alias bomb (a few hundred bytes)")
