@@ -58,7 +58,7 @@ def train_in_worker(config: dict[str, Any], title: str = "", on_epoch: EpochCall
         metrics,
         type(model).__name__,
         dict(model.hyper),
-        model.params,
+        model.state(),  # parameters and buffers (BatchNorm's running statistics)
         dataset.pixel_max,
         curves_png(metrics, title),
     )

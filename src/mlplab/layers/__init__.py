@@ -5,6 +5,8 @@ Adding a layer kind is one file in this package, its forward beside its backward
 * `__init__` registers each parameter with `self.add_param(local_name, value)`, which also makes its gradient
   buffer `self.grads[local_name]`. `weight_names` lists the local names that are weight matrices: L2 (`reg`) and
   AdamW's weight decay apply to those only, never to biases or other params.
+* `add_buffer(local_name, value)` registers state that is not a parameter (BatchNorm's running mean and
+  variance): it has no gradient, optimizers never see it, and model files and snapshots keep it.
 * `output_shape(input_shape)` maps one sample's shape to the output's (no batch axis), raising `MlplabError` on a
   mismatch; `Network` chains it from the input shape to check the layers fit together. Inputs are (N, features)
   for dense layers and (N, H, W, C) images for Conv2D and MaxPool2D (Flatten joins the two); activations and
@@ -20,7 +22,7 @@ Adding a layer kind is one file in this package, its forward beside its backward
   fold the update into its products instead (Dense does), for `Network.sgd_step`.
 
 Global names: the k-th layer that has params exposes them as local name + k (W1, b1 for the first Dense, W2, b2
-for the second), which is what model files and optimizers see.
+for the second), which is what model files and optimizers see; buffers are named the same way (running_mean2).
 """
 
 from mlplab.layers.activation import ACTIVATIONS, Activation, ReLU, Sigmoid, Softsign, Tanh, activation

@@ -20,6 +20,7 @@ class Layer:
         self.dtype = np.dtype(dtype)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
         self._scratch: dict[tuple[str, Shape], np.ndarray] = {}
 
     def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
@@ -27,6 +28,12 @@ class Layer:
         self.params[name] = np.ascontiguousarray(value, self.dtype)
         self.grads[name] = np.zeros_like(self.params[name])
         return self.params[name]
+
+    def add_buffer(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register state that is not a parameter (BatchNorm's running statistics): saved in model files and
+        snapshots, never seen by optimizers, L2 or gradient checks."""
+        self.buffers[name] = np.ascontiguousarray(value, self.dtype)
+        return self.buffers[name]
 
     def output_shape(self, input_shape: Shape) -> Shape:
         """The shape of one sample's output for one sample's input shape (no batch axis); default: unchanged."""

@@ -44,7 +44,8 @@ class Network:
     """layers[0] → … → layers[-1] → softmax cross-entropy; see the package docstring for the layer contract.
 
     Parameter names are global: a layer's local name plus the 1-based position of the layer among those that have
-    params (Dense's W and b in the first such layer are W1 and b1, in the second W2 and b2, …).
+    params (Dense's W and b in the first such layer are W1 and b1, in the second W2 and b2, …). Buffers (state
+    that is not a parameter, such as BatchNorm's running statistics) take their layer's number the same way.
     """
 
     def __init__(self, layers: Sequence[Layer], input_shape: Shape, dtype: str | np.dtype = "float32") -> None:
@@ -52,6 +53,7 @@ class Network:
         self.layers = list(layers)
         self.loss = SoftmaxCrossEntropy()
         self.params: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}  # state that is not a parameter, e.g. running statistics
         grads: dict[str, np.ndarray] = {}
         weights: list[str] = []
         self._owners: list[tuple[Layer, dict[str, str]]] = []  # per layer: local name → global name
@@ -65,6 +67,10 @@ class Network:
             if layer.params:
                 position += 1
                 names = {local: f"{local}{position}" for local in layer.params}
+            elif layer.buffers:
+                raise MlplabError(f"{type(layer).__name__} has buffers but no params: it has no position to name them")
+            for local, buffer in layer.buffers.items():
+                self.buffers[f"{local}{position}"] = buffer
             for local, name in names.items():
                 self.params[name] = layer.params[local]
                 grads[name] = layer.grads[local]

@@ -39,12 +39,12 @@ class Model(Network):
         Model.registry[cls.__name__] = cls
 
     def state(self) -> dict[str, np.ndarray]:
-        """A copy of the parameters (for keeping the best-by-validation model)."""
-        return {name: p.copy() for name, p in self.params.items()}
+        """A copy of the parameters and buffers (for keeping the best-by-validation model)."""
+        return {name: p.copy() for name, p in (*self.params.items(), *self.buffers.items())}
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Copy `state` into the parameters in place."""
-        for name, p in self.params.items():
+        """Copy `state` into the parameters and buffers in place."""
+        for name, p in (*self.params.items(), *self.buffers.items()):
             p[...] = state[name]
 
     def save(self, path: str | Path, **meta: Any) -> None:
@@ -52,9 +52,14 @@ class Model(Network):
         files.write_bytes(path, files.npz_writer(self.archive(**meta)))
 
     def archive(self, **meta: Any) -> dict[str, np.ndarray]:
-        """The arrays of a model file: a JSON header (type, constructor arguments, `meta`) and the parameters."""
+        """The arrays of a model file: a JSON header (type, constructor arguments, `meta`), the parameters
+        (param/W1, …) and the buffers (buffer/running_mean2, …: none unless the model has BatchNorm layers)."""
         header = {"format": FORMAT_VERSION, "model": type(self).__name__, "hyper": self.hyper, "meta": meta}
-        return {"__header__": np.array(json.dumps(header)), **{f"param/{name}": p for name, p in self.params.items()}}
+        return {
+            "__header__": np.array(json.dumps(header)),
+            **{f"param/{name}": p for name, p in self.params.items()},
+            **{f"buffer/{name}": b for name, b in self.buffers.items()},
+        }
 
     @staticmethod
     def load(path: str | Path) -> tuple[Model, dict[str, Any]]:
@@ -75,6 +80,7 @@ class Model(Network):
                 if not isinstance(header, dict) or not isinstance(header.get("hyper"), dict):
                     raise ValueError("its header is not an mlplab model header")
                 params = {k.removeprefix("param/"): archive[k] for k in archive.files if k.startswith("param/")}
+                buffers = {k.removeprefix("buffer/"): archive[k] for k in archive.files if k.startswith("buffer/")}
             model = build_model(str(header["model"]), **header["hyper"])
         except MlplabError as exc:  # e.g. an unknown model type or activation named in the header
             raise MlplabError(f"{path}: {exc}") from None
@@ -84,12 +90,15 @@ class Model(Network):
             raise MlplabError(f"{path}: not an mlplab model file ({quoted_text(why, 200)})") from None
         if set(params) != set(model.params):
             raise MlplabError(f"{path}: parameters {sorted(params)} do not match {header['model']}")
-        for name, p in model.params.items():
-            if params[name].shape != p.shape:
-                raise MlplabError(f"{path}: parameter {name} has shape {params[name].shape}, expected {p.shape}")
-            if params[name].dtype.kind != "f":
-                raise MlplabError(f"{path}: parameter {name} holds {params[name].dtype} values, not floating point")
-            p[...] = params[name]
+        if set(buffers) != set(model.buffers):  # files of models without buffers have none: they load as before
+            raise MlplabError(f"{path}: buffers {sorted(buffers)} do not match {header['model']}")
+        for kind, stored, targets in (("parameter", params, model.params), ("buffer", buffers, model.buffers)):
+            for name, p in targets.items():
+                if stored[name].shape != p.shape:
+                    raise MlplabError(f"{path}: {kind} {name} has shape {stored[name].shape}, expected {p.shape}")
+                if stored[name].dtype.kind != "f":
+                    raise MlplabError(f"{path}: {kind} {name} holds {stored[name].dtype} values, not floating point")
+                p[...] = stored[name]
         return model, header.get("meta", {})
 
 
