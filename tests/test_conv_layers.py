@@ -59,6 +59,16 @@ def test_conv2d_takes_flat_rows_and_skips_dx_when_not_needed() -> None:
         layer.output_shape((15,))
 
 
+def test_conv2d_without_bias_is_the_product_alone() -> None:
+    geometry = ConvGeometry(5, 5, 2, 3, 1, 1, "circular")
+    plain = Conv2D(geometry, 3, np.random.default_rng(0), dtype="float64", bias=False)
+    biased = Conv2D(geometry, 3, np.random.default_rng(0), dtype="float64")
+    assert list(plain.params) == ["W"] and plain.b is None and plain.weight_names == ("W",)
+    x = np.random.default_rng(4).normal(size=(2, 5, 5, 2))
+    np.testing.assert_allclose(plain.forward(x, train=False), biased.forward(x, train=False), rtol=1e-14)
+    check_layer(plain, x)
+
+
 def test_max_pool_gradients_and_shape() -> None:
     rng = np.random.default_rng(3)
     layer = MaxPool2D(2, dtype="float64")

@@ -145,11 +145,12 @@ def cnn(graph: GraphBuilder, model: Model, x: str) -> str:
             pads = [g.padding] * 4
             if g.mode == "circular" and g.padding:
                 a, pads = graph.wrap(a, g.padding, g.height, g.width), [0] * 4
+            bias = [] if layer.b is None else [graph.constant(f"b{name}", layer.b)]
             a = graph.node(
                 "Conv",
                 a,
                 graph.constant(f"W{name}", kernel),
-                graph.constant(f"b{name}", layer.b),
+                *bias,
                 kernel_shape=[g.kernel, g.kernel],
                 strides=[g.stride, g.stride],
                 pads=pads,

@@ -455,7 +455,7 @@ def conv_equivariance_claim(size: int = 8, channels: int = 2, filters: int = 3) 
 
     def layer(mode: str, stride: int = 1, height: int = size, width: int = size, c: int = channels) -> Conv2D:
         net = Conv2D(ConvGeometry(height, width, c, 3, stride, 1, mode), filters, np.random.default_rng(0), "float64")
-        net.b[...] = rng.normal(size=filters)
+        net.params["b"][...] = rng.normal(size=filters)
         return net
 
     x = rng.normal(size=(1, size, size, channels))
@@ -474,7 +474,7 @@ def conv_equivariance_claim(size: int = 8, channels: int = 2, filters: int = 3) 
     stride_gap = gap(strided, np.roll(x, (2, 4), axis=(1, 2)), (1, 2))
     # On n×1 one-channel images the layer (bias off) is a linear map of n numbers: its matrix must be circulant.
     line = layer("circular", height=size, width=1, c=1)
-    line.b[...] = 0.0
+    line.params["b"][...] = 0.0
     basis = np.eye(size).reshape(size, size, 1, 1)
     matrix = line.forward(basis, False)[..., 0].reshape(size, size).T  # column j = the layer applied to e_j
     circulant = np.array([[matrix[(i - j) % size, 0] for j in range(size)] for i in range(size)])

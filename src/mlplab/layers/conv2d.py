@@ -13,7 +13,8 @@ from mlplab.layers.base import Layer, Shape
 
 
 class Conv2D(Layer):
-    """x (N, H, W, C), or (N, H·W·C) rows of the same images → (N, Ho, Wo, F); params W (k·k·C, F) and b (F,).
+    """x (N, H, W, C), or (N, H·W·C) rows of the same images → (N, Ho, Wo, F); params W (k·k·C, F) and b (F,)
+    unless `bias=False` (as before a BatchNorm, whose β takes the bias's place).
 
     W's rows are in (ki, kj, c) order, the order of an im2col row; a filter is a column. Like PyTorch's Conv2d it
     computes a cross-correlation (the kernel is not flipped). He init N(0, 2/(k·k·C)).
@@ -27,6 +28,7 @@ class Conv2D(Layer):
         filters: int,
         rng: np.random.Generator,
         dtype: str | np.dtype = "float32",
+        bias: bool = True,
     ) -> None:
         if filters < 1:
             raise MlplabError(f"a convolution needs ≥ 1 filters, got {filters}")
@@ -34,7 +36,7 @@ class Conv2D(Layer):
         self.geometry = geometry
         std = math.sqrt(2.0 / geometry.patch)
         self.W = self.add_param("W", std * rng.standard_normal((geometry.patch, filters)))
-        self.b = self.add_param("b", np.zeros(filters))
+        self.b = self.add_param("b", np.zeros(filters)) if bias else None
         self.cols: np.ndarray | None = None
 
     @property
@@ -55,8 +57,11 @@ class Conv2D(Layer):
         cols = conv.im2col(padded, g, self.scratch("cols", (n * g.out_height * g.out_width, g.patch)))
         self.cols = cols if train else None
         y = self.scratch("y", (len(cols), self.filters))
-        np.copyto(y, self.b)  # the GEMM adds cols·W to the bias rows (beta = 1)
-        gemm(cols, self.W, out=y, beta=1.0)
+        if self.b is None:
+            gemm(cols, self.W, out=y)
+        else:
+            np.copyto(y, self.b)  # the GEMM adds cols·W to the bias rows (beta = 1)
+            gemm(cols, self.W, out=y, beta=1.0)
         return y.reshape(n, g.out_height, g.out_width, self.filters)
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
@@ -71,7 +76,8 @@ class Conv2D(Layer):
             np.copyto(self.grads["W"], transposed.T)
         else:
             gemm(self.cols.T, rows, out=self.grads["W"])
-        gemm(self.ones(len(rows)).T, rows, out=self.grads["b"])  # column sums, by BLAS
+        if self.b is not None:
+            gemm(self.ones(len(rows)).T, rows, out=self.grads["b"])  # column sums, by BLAS
         if not need_dx:
             return None
         dcols = gemm(rows, self.W.T, out=self.scratch("dcols", self.cols.shape))
