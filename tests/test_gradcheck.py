@@ -61,6 +61,13 @@ def test_check_leaves_parameters_unchanged(batch):
         np.testing.assert_array_equal(model.params[name], value)
 
 
+def test_dropout_is_refused(batch):
+    from mlplab.models import MLP
+
+    with pytest.raises(ValueError, match="without dropout"):
+        gradcheck.check_gradients(MLP(64, [8], dropout=0.2, dtype="float64"), *batch)
+
+
 def test_float32_is_refused(batch):
     with pytest.raises(ValueError, match="float64"):
         gradcheck.check_gradients(TwoLayerNet(64, 8), *batch)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlplab.layers import Dropout
 from mlplab.models.base import Model
 
 
@@ -58,26 +59,39 @@ def check_gradients(
     eps: float = 1e-5,
     seed: int = 0,
 ) -> list[ParamCheck]:
-    """Compare ∇J, J = mean CE + reg/2·Σ‖W‖², from `forward` + the L2 term against finite differences."""
+    """Compare ∇J, J = mean CE + reg/2·Σ‖W‖², from `train_batch` + the L2 term against finite differences.
+
+    Both sides are the training-mode loss of the whole batch, the function `train_batch` differentiates: with
+    BatchNorm that normalizes by the batch's own statistics, which depend on every sample (evaluation mode's
+    running statistics would be another function). Dropout draws new masks on every pass, so a model checked
+    here must have none. The running statistics the passes move are restored afterwards.
+    """
     if model.dtype != np.float64:
         raise ValueError("gradient checks need a float64 model: float32 round-off swamps finite differences")
+    if any(isinstance(layer, Dropout) and layer.p > 0 for layer in model.layers):
+        raise ValueError("gradient checks need a model without dropout: every pass would draw other masks")
     rng = np.random.default_rng(seed)
-    model.train_batch(x, y)
-    analytic = {name: g.copy() for name, g in model.grads.items()}
-    for name in model.weight_names:
-        analytic[name] += reg * model.params[name]
+    saved = {name: b.copy() for name, b in model.buffers.items()}
+    try:
+        model.train_batch(x, y)
+        analytic = {name: g.copy() for name, g in model.grads.items()}
+        for name in model.weight_names:
+            analytic[name] += reg * model.params[name]
 
-    def objective() -> float:
-        loss, _ = model.evaluate_batch(x, y)
-        return loss + model.regularization(reg)
+        def objective() -> float:
+            total, _ = model.loss.loss(model.forward(x, train=True), y)
+            return total / len(y) + model.regularization(reg)
 
-    results = []
-    for name, param in model.params.items():
-        coords = sample_coords(param.shape, samples, rng)
-        numeric = numeric_gradient(objective, param, coords, eps)
-        picked = np.array([analytic[name][c] for c in coords])
-        worst = float(relative_error(picked, numeric).max())
-        results.append(ParamCheck(name, worst, len(coords), param.size))
+        results = []
+        for name, param in model.params.items():
+            coords = sample_coords(param.shape, samples, rng)
+            numeric = numeric_gradient(objective, param, coords, eps)
+            picked = np.array([analytic[name][c] for c in coords])
+            worst = float(relative_error(picked, numeric).max())
+            results.append(ParamCheck(name, worst, len(coords), param.size))
+    finally:
+        for name, b in model.buffers.items():
+            b[...] = saved[name]
     return results
 
 
