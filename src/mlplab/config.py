@@ -85,6 +85,9 @@ OPTIONS: dict[str, Option] = {
         "CNN padding: none, kernel_size//2 zeros, or kernel_size//2 wrapped around",
     ),
     "pool": Option(int, 2, _positive, "must be ≥ 1", "CNN max-pooling window after each conv (1 = none)"),
+    "batch_norm": Option(
+        bool, False, help="CNN: BatchNorm after each conv (before pooling and activation), convs without bias"
+    ),
     "activation": Option(
         str,
         "relu",

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument(
         "--conv-padding", default="circular", help="CNN padding: valid, same or circular (default: circular)"
     )
+    check.add_argument(
+        "--batch-norm",
+        action="store_true",
+        help="CNN: a BatchNorm after each convolution, checked in training mode (batch statistics)",
+    )
     check.add_argument("--reg", type=float, default=0.01, help="L2 strength included in J (default: 0.01)")
     check.add_argument("--batch", type=int, default=16, help="digits images in the checked batch")
     check.add_argument(
@@ -47,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     widths = hidden_widths(args.hidden_sizes)
     if not 1 <= args.batch <= 1024:
         raise MlplabError(f"--batch must be between 1 and 1024 images, got {args.batch}")
+    if args.batch_norm and args.model != "cnn":
+        raise MlplabError("--batch-norm goes with --model cnn")
     if args.samples < 1:
         raise MlplabError(f"--samples must be ≥ 1, got {args.samples}")
     ds = datasets.load("digits")
@@ -60,12 +67,14 @@ def run(args: argparse.Namespace) -> int:
         conv_channels=[int(c) for c in args.conv_channels.split(",") if c.strip()],
         kernel_size=args.kernel_size,
         conv_padding=args.conv_padding,
+        batch_norm=args.batch_norm,
         image_shape=ds.image_shape,
         seed=args.seed,
         dtype="float64",
     )
     move_to_random_point(model, args.seed)
-    print(f"{type(model).__name__} on {len(y)} digits images, float64, J = CE + {args.reg}/2·Σ‖W‖², ε = 1e-5")
+    mode = " with BatchNorm in training mode (batch statistics)" if args.batch_norm else ""
+    print(f"{type(model).__name__}{mode} on {len(y)} digits images, float64, J = CE + {args.reg}/2·Σ‖W‖², ε = 1e-5")
     results = check_gradients(model, x.copy(), y.copy(), reg=args.reg, samples=args.samples, seed=args.seed)
     for r in results:
         verdict = "PASS" if r.worst_relative_error <= args.tolerance else "FAIL"

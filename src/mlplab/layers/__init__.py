@@ -9,8 +9,8 @@ Adding a layer kind is one file in this package, its forward beside its backward
   variance): it has no gradient, optimizers never see it, and model files and snapshots keep it.
 * `output_shape(input_shape)` maps one sample's shape to the output's (no batch axis), raising `MlplabError` on a
   mismatch; `Network` chains it from the input shape to check the layers fit together. Inputs are (N, features)
-  for dense layers and (N, H, W, C) images for Conv2D and MaxPool2D (Flatten joins the two); activations and
-  dropout take any shape.
+  for dense layers and (N, H, W, C) images for Conv2D and MaxPool2D (Flatten joins the two); BatchNorm
+  takes either, activations and dropout any shape.
 * `forward(x, train)` returns the output for batch x. With `train` it keeps what backward needs (a reference to
   x, its own output, a mask). It never modifies x, and writes its output into `self.scratch(key, shape)`: arrays
   kept per shape (so per batch size), so a training step allocates nothing of size. The output is valid until the
@@ -27,6 +27,7 @@ for the second), which is what model files and optimizers see; buffers are named
 
 from mlplab.layers.activation import ACTIVATIONS, Activation, ReLU, Sigmoid, Softsign, Tanh, activation
 from mlplab.layers.base import Layer
+from mlplab.layers.batch_norm import BatchNorm
 from mlplab.layers.conv2d import Conv2D
 from mlplab.layers.dense import INITS, Dense
 from mlplab.layers.dropout import Dropout
@@ -39,6 +40,7 @@ __all__ = [
     "ACTIVATIONS",
     "INITS",
     "Activation",
+    "BatchNorm",
     "Conv2D",
     "Dense",
     "Dropout",

@@ -1,4 +1,4 @@
-"""A convolutional network: (Conv2D → MaxPool2D → activation) per block → Flatten → MLP head → softmax."""
+"""A convolutional network: (Conv2D [→ BatchNorm] → MaxPool2D → activation) per block → Flatten → MLP head."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 
 from mlplab.convolution import ConvGeometry
 from mlplab.errors import MlplabError
-from mlplab.layers import Conv2D, Flatten, Layer, MaxPool2D, activation
+from mlplab.layers import BatchNorm, Conv2D, Flatten, Layer, MaxPool2D, activation
 from mlplab.models.base import Model
 from mlplab.models.mlp import dense_layers
 
@@ -24,6 +24,10 @@ class CNN(Model):
     lab's), so this is the usual conv → activation → pool network with the activation on a pool²-th of the values.
     Parameters are W1, b1 … for the convolutions, then the dense layers'; conv weights are (k·k·C, filters) in
     (ki, kj, c) row order on NHWC images.
+
+    With `batch_norm` each convolution is followed by a BatchNorm (before pooling and the activation) and has no
+    bias, BatchNorm's β taking its place (as PyTorch users write `Conv2d(..., bias=False)`): the parameters are
+    then W1, gamma2, beta2 (buffers running_mean2, running_var2), W3, gamma4, … and then the dense layers'.
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class CNN(Model):
         activation: str = "relu",
         init: str = "he",
         dropout: float = 0.0,
+        batch_norm: bool = False,
         seed: int = 1024,
         dtype: str = "float32",
     ):
@@ -50,6 +55,8 @@ class CNN(Model):
             raise MlplabError(f"conv_channels and hidden_sizes must be ≥ 1, got {conv_channels}, {hidden_sizes}")
         if kernel_size < 1 or pool < 1:
             raise MlplabError(f"kernel_size and pool must be ≥ 1, got {kernel_size}, {pool}")
+        if not isinstance(batch_norm, bool):
+            raise MlplabError(f"batch_norm must be true or false, got {batch_norm!r}")
         layers = _layers(
             shape,
             num_classes,
@@ -61,6 +68,7 @@ class CNN(Model):
             activation,
             init,
             dropout,
+            batch_norm,
             seed,
             dtype,
         )
@@ -80,6 +88,7 @@ class CNN(Model):
             init=init,
             dropout=dropout,
             seed=seed,
+            batch_norm=batch_norm,
         )
 
 
@@ -107,6 +116,7 @@ def _layers(
     activation_name: str,
     init: str,
     dropout: float,
+    batch_norm: bool,
     seed: int,
     dtype: str,
 ) -> list[Layer]:
@@ -122,7 +132,9 @@ def _layers(
         except MlplabError as exc:
             raise MlplabError(f"CNN block {block}: {exc}") from None
         h, w, c = geometry.out_height, geometry.out_width, filters
-        layers.append(Conv2D(geometry, filters, rng, dtype))
+        layers.append(Conv2D(geometry, filters, rng, dtype, bias=not batch_norm))
+        if batch_norm:
+            layers.append(BatchNorm(filters, dtype=dtype))
         if pool > 1:
             if min(h, w) < pool:
                 raise MlplabError(f"CNN: a {h}×{w} feature map is smaller than the {pool}×{pool} pooling window")
