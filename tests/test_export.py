@@ -30,6 +30,8 @@ MODELS = {
                           "hidden_sizes=[12]", "activation=tanh", "optimizer=adam", "learning_rate=0.003"],
     "cnn_valid_no_pool": ["type=CNN", "conv_channels=[2,3]", "kernel_size=2", "conv_padding=valid", "pool=1",
                           "hidden_sizes=[8]", "optimizer=adam", "learning_rate=0.003"],
+    "cnn_batch_norm": ["type=CNN", "conv_channels=[4,6]", "kernel_size=3", "conv_padding=circular",
+                       "hidden_sizes=[16]", "batch_norm=true", "optimizer=adam", "learning_rate=0.01"],
 }  # fmt: skip
 
 
@@ -53,6 +55,22 @@ def test_onnx_runtime_matches_mlplab_probabilities_on_raw_digits(name: str, tmp_
     assert theirs.shape == (len(test), 10)
     np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-5)
     assert np.mean(theirs.argmax(1) == test.y) == pytest.approx(metrics["test_acc"])
+
+
+def test_batch_norm_is_one_inference_node_after_each_bias_free_conv(tmp_path: Path) -> None:
+    import onnx
+
+    settings = ["type=CNN", "conv_channels=[3,4]", "kernel_size=3", "conv_padding=same", "hidden_sizes=[8]",
+                "batch_norm=true", "epochs=1", "threads=1", "dataset=digits"]  # fmt: skip
+    _, model = train_run(config.resolve(None, settings), tmp_path)
+    assert main(["export", str(tmp_path / "model.npz"), str(tmp_path / "model.onnx")]) == 0
+    graph = onnx.load(str(tmp_path / "model.onnx")).graph
+    ops = [n.op_type for n in graph.node if n.op_type in ("Conv", "BatchNormalization", "MaxPool", "Relu")]
+    assert ops[:8] == ["Conv", "BatchNormalization", "MaxPool", "Relu"] * 2
+    assert all(len(n.input) == 2 for n in graph.node if n.op_type == "Conv")  # no bias: β takes its place
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    np.testing.assert_array_equal(weights["running_var2"], model.buffers["running_var2"])  # inference statistics
+    assert not any(a.name == "training_mode" and a.i for n in graph.node for a in n.attribute)
 
 
 @pytest.mark.mnist

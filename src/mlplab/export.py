@@ -127,9 +127,10 @@ def mlp(graph: GraphBuilder, model: Model, x: str) -> str:
 
 @exporter("CNN")
 def cnn(graph: GraphBuilder, model: Model, x: str) -> str:
-    """Layer by layer: the NHWC images as ONNX's NCHW, Conv (circular padding as wrapped slices), MaxPool,
-    activations, back to NHWC before Flatten (mlplab flattens (h, w, c)), then the dense head."""
-    from mlplab.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D
+    """Layer by layer: the NHWC images as ONNX's NCHW, Conv (circular padding as wrapped slices), BatchNormalization
+    (inference: the running statistics), MaxPool, activations, back to NHWC before Flatten (mlplab flattens
+    (h, w, c)), then the dense head."""
+    from mlplab.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
     h, w, c = model.hyper["image_shape"]  # (H, W, C): CNN keeps the channel axis
     a = graph.node("Reshape", x, graph.shape_constant([-1, h, w, c]))
@@ -154,6 +155,16 @@ def cnn(graph: GraphBuilder, model: Model, x: str) -> str:
                 kernel_shape=[g.kernel, g.kernel],
                 strides=[g.stride, g.stride],
                 pads=pads,
+            )
+        elif isinstance(layer, BatchNorm):  # channels are axis 1 of NCHW images and of (N, F) rows alike
+            a = graph.node(
+                "BatchNormalization",
+                a,
+                graph.constant(f"gamma{name}", layer.gamma),
+                graph.constant(f"beta{name}", layer.beta),
+                graph.constant(f"running_mean{name}", layer.running_mean),
+                graph.constant(f"running_var{name}", layer.running_var),
+                epsilon=layer.eps,
             )
         elif isinstance(layer, MaxPool2D):
             a = graph.node("MaxPool", a, kernel_shape=[layer.window] * 2, strides=[layer.window] * 2)
