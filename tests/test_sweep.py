@@ -170,3 +170,18 @@ def test_resuming_with_another_config_is_refused_and_loses_nothing(
     err = capsys.readouterr().err.strip()
     assert "holds a run made with a different config" in err and len(err.splitlines()) == 1
     assert finished_runs(out) == kept
+
+
+def test_a_run_made_before_a_config_key_existed_is_reused(serial: Path, tmp_path: Path) -> None:
+    """Its metrics.json lacks the newer key (here `flip`, added later): it ran at that key's default."""
+    out = tmp_path / "older"
+    assert sweep(out, "0.5") == 0
+    metrics_path = out / "runs" / "learning_rate=0.5" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    del metrics["config"]["flip"]
+    metrics_path.write_text(json.dumps(metrics))
+    kept = finished_runs(out)
+    assert sweep(out, "0.5") == 0
+    assert finished_runs(out) == kept
+    assert sweep(out, "0.5", extra=("--set", "flip=true")) == 2  # a run at the non-default value is another run
+    assert finished_runs(out) == kept

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mlplab import files
-from mlplab.config import applicable
+from mlplab.config import applicable, defaults
 from mlplab.errors import MlplabError
 from mlplab.models import build_model
 from mlplab.run import RUN_FILES, run_files
@@ -56,7 +56,9 @@ class RunStore:
             raise MlplabError(f"{path}: unreadable ({exc}); delete that run directory to redo it") from None
         if not isinstance(metrics, dict) or not isinstance(metrics.get("train_loss"), list):
             raise MlplabError(f"{path}: not a run's metrics; delete that run directory to redo it")
-        if comparable(applicable(metrics.get("config") or {})) != comparable(applicable(config)):
+        # A key added to mlplab after the run was made is absent from its config: it ran at that key's default.
+        stored = {**defaults(), **(metrics.get("config") or {})}
+        if comparable(applicable(stored)) != comparable(applicable(config)):
             raise MlplabError(f"{path.parent} holds a run made with a different config; use another --out or delete it")
         return metrics
 
