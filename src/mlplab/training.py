@@ -9,10 +9,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from mlplab import kernels
@@ -22,6 +21,9 @@ from mlplab.errors import MlplabError
 from mlplab.models.base import Model
 from mlplab.optim import Optimizer
 from mlplab.schedules import Schedule
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure  # only History.plot's return type; matplotlib loads on first plot
 
 EVAL_BATCH = 2000
 
