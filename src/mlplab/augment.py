@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from mlplab import kernels
@@ -79,7 +78,7 @@ def gaussian_matrix(size: int, sigma: float, truncate: float = 3.0) -> np.ndarra
     return matrix
 
 
-@numba.njit(cache=True, nogil=True)
+@kernels.compiled(nogil=True)
 def _bilinear_sample(images: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
     n, h, w = images.shape
     for b in range(n):
