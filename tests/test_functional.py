@@ -1,4 +1,5 @@
-"""Values and derivatives of the activations, softmax and cross-entropy."""
+"""Values and derivatives of the reference formulas in tests/oracles.py (activations, softmax, cross-entropy); its
+softmax is mlplab.functional's, the one predict uses."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from mlplab import functional as F
+from tests import oracles as F
 
 EPS = 1e-6
 
