@@ -156,15 +156,10 @@ def train_epoch(
             x = transform.train(x, augment_rng)
         if lr_at is not None:
             optimizer.lr = lr_at(stats.steps)
-        if optimizer.fuses_into_backward:  # plain SGD: the update rides in the backward pass's products
-            loss, acc = model.sgd_step(x, y, optimizer.lr, optimizer.reg)
-        else:
-            loss, acc = model.train_batch(x, y)
+        loss, acc = optimizer.train_step(model, x, y)
         if not math.isfinite(loss):
             stats.diverged = True
             break
-        if not optimizer.fuses_into_backward:
-            optimizer.step(model)
         stats.loss_sum += loss
         stats.hits += acc * len(y)
         stats.steps += 1
