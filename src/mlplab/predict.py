@@ -185,7 +185,10 @@ def probabilities(model: Model, raw: np.ndarray, pixel_max: float) -> np.ndarray
     """Class probabilities (n, classes) of raw pixel rows in 0..pixel_max."""
     x = np.asarray(raw, model.dtype) * np.asarray(1.0 / pixel_max, model.dtype)  # as training batches are scaled
     with np.errstate(over="ignore", invalid="ignore"):
-        return softmax(np.asarray(model.scores(x), np.float64))
+        probs = softmax(np.asarray(model.scores(x), np.float64))
+    if not np.isfinite(probs).all():
+        raise MlplabError(f"the model's scores overflow {model.dtype} on these images: no probability to report")
+    return probs
 
 
 def predict_files(model: Model, meta: dict[str, Any], paths: list[str]) -> tuple[list[Prediction], list[MlplabError]]:
