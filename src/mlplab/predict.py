@@ -20,6 +20,7 @@ import numpy as np
 
 from mlplab.errors import MlplabError
 from mlplab.functional import softmax
+from mlplab.limits import EVAL_BATCH
 from mlplab.models import Model
 
 PAPER_LEVEL = 0.25  # of the full ink range: fainter differences from the paper are its texture or shading
@@ -249,8 +250,9 @@ class Prediction:
 def probabilities(model: Model, raw: np.ndarray, pixel_max: float) -> np.ndarray:
     """Class probabilities (n, classes) of raw pixel rows in 0..pixel_max."""
     x = np.asarray(raw, model.dtype) * np.asarray(1.0 / pixel_max, model.dtype)  # as training batches are scaled
-    with np.errstate(over="ignore", invalid="ignore"):
-        probs = softmax(np.asarray(model.scores(x), np.float64))
+    with np.errstate(over="ignore", invalid="ignore"):  # in evaluation-sized batches: memory as check_model_fits said
+        scores = [model.scores(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)]
+        probs = softmax(np.concatenate(scores).astype(np.float64)) if scores else np.zeros((0, 10))
     if not np.isfinite(probs).all():
         raise MlplabError(f"the model's scores overflow {model.dtype} on these images: no probability to report")
     return probs

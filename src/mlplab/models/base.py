@@ -168,11 +168,15 @@ def model_class(name: str) -> type[Model]:
 
 
 def build_model(name: str, **hyper: Any) -> Model:
-    """Construct a model by name with only the hyper-parameters its constructor takes."""
+    """Construct a model by name with only the hyper-parameters its constructor takes.
+
+    Its memory (parameters and the arrays of an evaluation batch, plus a training batch when `hyper` holds a
+    config's batch_size) is checked against this machine's before anything is allocated."""
     cls = model_class(name)
     accepted = inspect.signature(cls.__init__).parameters
     arguments = {k: v for k, v in hyper.items() if k in accepted}
-    check_model_fits(cls.__name__, arguments)
+    batch = hyper.get("batch_size")
+    check_model_fits(cls.__name__, arguments, batch if isinstance(batch, int) and not isinstance(batch, bool) else None)
     try:
         return cls(**arguments)
     except MemoryError:
