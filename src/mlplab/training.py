@@ -18,14 +18,13 @@ from mlplab import kernels
 from mlplab.augment import BatchTransform
 from mlplab.data import Dataset, Split
 from mlplab.errors import MlplabError
+from mlplab.limits import EVAL_BATCH
 from mlplab.models.base import Model
 from mlplab.optim import Optimizer
 from mlplab.schedules import Schedule
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure  # only History.plot's return type; matplotlib loads on first plot
-
-EVAL_BATCH = 2000
 
 
 @dataclass
