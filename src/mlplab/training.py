@@ -18,14 +18,13 @@ from mlplab import kernels
 from mlplab.augment import BatchTransform
 from mlplab.data import Dataset, Split
 from mlplab.errors import MlplabError
+from mlplab.limits import EVAL_BATCH
 from mlplab.models.base import Model
 from mlplab.optim import Optimizer
 from mlplab.schedules import Schedule
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure  # only History.plot's return type; matplotlib loads on first plot
-
-EVAL_BATCH = 2000
 
 
 @dataclass
@@ -156,15 +155,10 @@ def train_epoch(
             x = transform.train(x, augment_rng)
         if lr_at is not None:
             optimizer.lr = lr_at(stats.steps)
-        if optimizer.fuses_into_backward:  # plain SGD: the update rides in the backward pass's products
-            loss, acc = model.sgd_step(x, y, optimizer.lr, optimizer.reg)
-        else:
-            loss, acc = model.train_batch(x, y)
+        loss, acc = optimizer.train_step(model, x, y)
         if not math.isfinite(loss):
             stats.diverged = True
             break
-        if not optimizer.fuses_into_backward:
-            optimizer.step(model)
         stats.loss_sum += loss
         stats.hits += acc * len(y)
         stats.steps += 1
