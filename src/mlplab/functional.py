@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 
@@ -139,14 +137,3 @@ def softmax_cross_entropy_(logits: np.ndarray, y: np.ndarray) -> tuple[float, in
 def accuracy(scores: np.ndarray, y: np.ndarray) -> float:
     """Fraction of rows whose highest score is the true class."""
     return float((scores.argmax(axis=1) == y).mean())
-
-
-Activation = tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]
-
-ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": (sigmoid, lambda z, a: sigmoid_grad_from_output(a)),
-    "tanh": (tanh, lambda z, a: tanh_grad_from_output(a)),
-    "relu": (relu, lambda z, a: relu_grad(z)),
-    "softsign": (softsign, lambda z, a: softsign_grad(z)),
-}
-"""name -> (f(z), f'(z) given z and a = f(z)); the pair a hidden layer needs."""

@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from mlplab.choices import DATASETS
 from mlplab.data.readers import read_csv, read_idx, write_idx
 from mlplab.data.sources import locate
 from mlplab.errors import DataError
 
 __all__ = ["DATASETS", "Dataset", "Split", "load", "read_csv", "read_idx", "write_idx"]
 
-DATASETS = ("digits", "mnist", "fashion-mnist")
 TRAIN_FRACTION = 0.8
 DIGITS_SPLIT_SEED = 0
 
