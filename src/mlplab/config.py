@@ -29,6 +29,11 @@ class Option:
     rule: str = ""
     help: str = ""
 
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        """The values a key of a fixed set takes (what the command line offers), else None."""
+        return self.check.choices if isinstance(self.check, OneOf) else None
+
 
 def _positive(v: Any) -> bool:
     return v > 0
@@ -38,8 +43,14 @@ def _non_negative(v: Any) -> bool:
     return v >= 0
 
 
-def _in(names: tuple[str, ...]) -> Callable[[Any], bool]:
-    return lambda v: v in names
+@dataclass(frozen=True)
+class OneOf:
+    """The check of a key that takes one of a fixed set of values."""
+
+    choices: tuple[str, ...]
+
+    def __call__(self, value: Any) -> bool:
+        return value in self.choices
 
 
 def _positive_ints(v: Any) -> bool:
@@ -58,9 +69,9 @@ OPTIONS: dict[str, Option] = {
     "epochs": Option(int, 10, _positive, "must be ≥ 1", "passes over the training split"),
     "momentum": Option(float, 0.0, lambda v: 0 <= v < 1, "must be in [0, 1)", "classical momentum"),
     "seed": Option(int, 1024, _non_negative, "must be ≥ 0", "seeds init and shuffling"),
-    "dataset": Option(str, "digits", _in(choices.DATASETS), f"must be {one_of(choices.DATASETS)}", "which data"),
+    "dataset": Option(str, "digits", OneOf(choices.DATASETS), f"must be {one_of(choices.DATASETS)}", "which data"),
     "data_dir": Option((str, type(None)), None, help="directory holding the dataset's files"),
-    "dtype": Option(str, "float32", _in(choices.DTYPES), f"must be {one_of(choices.DTYPES)}", "compute precision"),
+    "dtype": Option(str, "float32", OneOf(choices.DTYPES), f"must be {one_of(choices.DTYPES)}", "compute precision"),
     "threads": Option(int, 0, _non_negative, "must be ≥ 0", "BLAS threads for the run (0 = the library's default)"),
     "hidden_sizes": Option(
         list,
@@ -76,7 +87,7 @@ OPTIONS: dict[str, Option] = {
     "conv_padding": Option(
         str,
         "valid",
-        _in(choices.CONV_PADDINGS),
+        OneOf(choices.CONV_PADDINGS),
         f"must be {one_of(choices.CONV_PADDINGS)}",
         "CNN padding: none, kernel_size//2 zeros, or kernel_size//2 wrapped around",
     ),
@@ -87,14 +98,14 @@ OPTIONS: dict[str, Option] = {
     "activation": Option(
         str,
         "relu",
-        _in(choices.ACTIVATIONS),
+        OneOf(choices.ACTIVATIONS),
         f"must be {one_of(choices.ACTIVATIONS)}",
         "hidden activation of MLP",
     ),
     "init": Option(
         str,
         "he",
-        _in(choices.INITS),
+        OneOf(choices.INITS),
         f"must be {one_of(choices.INITS)}",
         "MLP weight init: He N(0,2/fan_in), Xavier N(0,2/(fan_in+fan_out)), assignment 0.001·N(0,1)",
     ),
@@ -104,7 +115,7 @@ OPTIONS: dict[str, Option] = {
     "optimizer": Option(
         str,
         "sgd",
-        _in(choices.OPTIMIZERS),
+        OneOf(choices.OPTIMIZERS),
         f"must be {one_of(choices.OPTIMIZERS)}",
         "update rule (nesterov is SGD with Nesterov momentum)",
     ),
@@ -114,7 +125,7 @@ OPTIONS: dict[str, Option] = {
     "beta1": Option(float, 0.9, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam's first-moment decay"),
     "beta2": Option(float, 0.999, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam's second-moment decay"),
     "schedule": Option(
-        str, "none", _in(choices.SCHEDULES), f"must be {one_of(choices.SCHEDULES)}", "learning-rate schedule"
+        str, "none", OneOf(choices.SCHEDULES), f"must be {one_of(choices.SCHEDULES)}", "learning-rate schedule"
     ),
     "warmup_epochs": Option(float, 0.0, _non_negative, "must be ≥ 0", "linear learning-rate warm-up, per step"),
     "milestones": Option(
@@ -144,7 +155,7 @@ OPTIONS: dict[str, Option] = {
     "normalize": Option(
         str,
         "none",
-        _in(choices.NORMALIZATIONS),
+        OneOf(choices.NORMALIZATIONS),
         f"must be {one_of(choices.NORMALIZATIONS)}",
         "per-pixel (x − mean)/std from the training split",
     ),
