@@ -59,7 +59,7 @@ def run_header(config: dict[str, Any], dataset: Dataset) -> str:
         model += f" dropout={config['dropout']}" if config["dropout"] else ""
     settings = [config["optimizer"]] if config["optimizer"] != "sgd" else []
     settings += [f"{k}={config[k]}" for k in ("learning_rate", "reg", "batch_size", "epochs")]
-    settings += [f"{k}={config[k]}" for k in ("momentum", "weight_decay", "augment") if config[k]]
+    settings += [f"{k}={config[k]}" for k in ("momentum", "weight_decay", "shift") if config[k]]
     settings += [f"{k}={config[k]}" for k in ("schedule", "normalize") if config[k] != "none"]
     sizes = f"{len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test"
     text = " ".join(settings).replace("learning_rate=", "lr=").replace("batch_size=", "batch=")

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from mlplab import files
-from mlplab.config import applicable, defaults
+from mlplab.config import applicable, defaults, upgrade
 from mlplab.errors import MlplabError
 from mlplab.models import build_model
-from mlplab.run import RUN_FILES, run_files
+from mlplab.run import RUN_FILES, run_dir_files
 
 METRICS = "metrics.json"
 
@@ -56,8 +56,9 @@ class RunStore:
             raise MlplabError(f"{path}: unreadable ({exc}); delete that run directory to redo it") from None
         if not isinstance(metrics, dict) or not isinstance(metrics.get("train_loss"), list):
             raise MlplabError(f"{path}: not a run's metrics; delete that run directory to redo it")
-        # A key added to mlplab after the run was made is absent from its config: it ran at that key's default.
-        stored = {**defaults(), **(metrics.get("config") or {})}
+        # A key added to mlplab after the run was made is absent from its config: it ran at that key's default;
+        # a key renamed since is read under its new name.
+        stored = {**defaults(), **upgrade(metrics.get("config") or {})}
         if comparable(applicable(stored)) != comparable(applicable(config)):
             raise MlplabError(f"{path.parent} holds a run made with a different config; use another --out or delete it")
         return metrics
@@ -71,7 +72,7 @@ class RunStore:
         if outcome.state:
             model = build_model(outcome.model_type, **outcome.hyper)
             model.load_state(outcome.state)
-        written = run_files(metrics, model, outcome.pixel_max, outcome.curves_png, title)
+        written = run_dir_files(metrics, model, outcome.pixel_max, outcome.curves_png, title)
         files.publish(run_dir, written, marker=METRICS, owned=RUN_FILES)
         return json.loads(written[METRICS])  # type: ignore[arg-type]  # bytes: json_bytes made it
 
