@@ -350,7 +350,8 @@ def run_dir_name(text: str) -> str:
     """A run name usable as a directory name on any system; a long one is cut and ends in a hash of the whole."""
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "=.,+-_") else "_" for c in text) or "_"
     if len(safe) > MAX_RUN_NAME:
-        safe = f"{safe[: MAX_RUN_NAME - 13]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()  # argv's non-UTF-8 bytes too
+        safe = f"{safe[: MAX_RUN_NAME - 13]}-{digest[:12]}"
     return safe
 
 
