@@ -16,6 +16,7 @@ import socket
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -76,10 +77,14 @@ def _rename(tmp: Path, path: Path) -> None:
         raise MlplabError(f"cannot write {path}: {_os_problem(exc)}") from None
 
 
-def write_bytes(path: str | Path, content: Writer) -> Path:
-    """Write bytes (or whatever `content(file)` writes) to `path` atomically."""
+def write_bytes(path: str | Path, content: Writer, before_rename: Callable[[], None] | None = None) -> Path:
+    """Write bytes (or whatever `content(file)` writes) to `path` atomically; `before_rename` runs once the
+    content is safe in its temporary file (a test's hook)."""
     path = Path(path)
-    _rename(_stage(path, content), path)
+    tmp = _stage(path, content)
+    if before_rename is not None:
+        before_rename()
+    _rename(tmp, path)
     _sync_dir(path.parent)
     return path
 
@@ -99,9 +104,22 @@ def write_json(path: str | Path, content: Any) -> Path:
     return write_bytes(path, json_bytes(content))
 
 
+NPZ_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can carry: the same arrays give the same bytes
+
+
 def npz_writer(arrays: Mapping[str, np.ndarray]) -> Callable[[IO[bytes]], None]:
-    """A writer of an uncompressed .npz archive of `arrays` (no pickled objects)."""
-    return lambda out: np.savez(out, allow_pickle=False, **arrays)
+    """A writer of an uncompressed .npz archive of `arrays` (no pickled objects), as `np.savez` writes it but with
+    a fixed date on every member, so a file depends only on its arrays, never on when it was written."""
+
+    def write(out: IO[bytes]) -> None:
+        with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, value in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=NPZ_DATE)
+                info.external_attr = 0o600 << 16  # what np.savez's entries get from zipfile
+                with archive.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+    return write
 
 
 def publish(directory: str | Path, files: Mapping[str, Writer], marker: str, owned: Iterable[str] = ()) -> None:

@@ -13,6 +13,7 @@ from mlplab import config as configs
 from mlplab import data as datasets
 from mlplab import files, plots
 from mlplab.augment import BatchTransform, Standardizer
+from mlplab.checkpoint import CHECKPOINT_NAME, Checkpoint, kill_point
 from mlplab.config import applicable
 from mlplab.data import Dataset
 from mlplab.errors import ConfigError
@@ -88,12 +89,20 @@ def train_run(
     dataset: Dataset | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> tuple[dict[str, Any], Model]:
-    """Train per `config`; when `out` is given write metrics.json, curves.png and model.npz there."""
+    """Train per `config`; when `out` is given write metrics.json, curves.png and model.npz there.
+
+    The run saves a checkpoint after every epoch (to `checkpoint`, by default `out`/checkpoint.npz) and, when one
+    of this config is there, resumes from it; with `out`, the checkpoint is removed once the run's files are written.
+    """
     dataset = dataset or load_data(config)
     model = make_model(config, dataset)
     start = time.perf_counter()
     optimizer = make_optimizer(config)
+    if checkpoint is None and out is not None:
+        checkpoint = Path(out) / CHECKPOINT_NAME
+    saver = run_checkpoint(config, checkpoint) if checkpoint is not None else None
     with threadpool_limits(limits=config.get("threads") or None):
         history = fit(
             model,
@@ -107,11 +116,20 @@ def train_run(
             schedule=make_schedule(config),
             patience=config.get("patience", 0),
             transform=make_transform(config, dataset, model.dtype.name),
+            checkpoint=saver,
         )
     metrics = metrics_dict(history, config, dataset, time.perf_counter() - start)
     if out is not None:
         write_run(Path(out), metrics, model, dataset)
+        kill_point("published")
+        if saver is not None:
+            saver.remove()
     return metrics, model
+
+
+def run_checkpoint(config: dict[str, Any], path: str | Path) -> Checkpoint:
+    """The checkpoint file of a run of `config` (a checkpoint of another config there is refused)."""
+    return Checkpoint(path, applicable(config))
 
 
 def train(
