@@ -9,11 +9,10 @@ from typing import Any
 
 from mlplab import config as configs
 from mlplab import data as datasets
-from mlplab.checkpoint import CHECKPOINT_NAME
 from mlplab.commands.common import add_config_arguments, epoch_line, show_progress
 from mlplab.data import Dataset
 from mlplab.files import claim_output
-from mlplab.run import run_checkpoint, train_run
+from mlplab.run import train_run
 from mlplab.training import History
 
 EXIT_DIVERGED = 1
@@ -24,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a model from a config, write metrics, curves and model",
         description="Train a model from a config; write metrics.json, curves.png and model.npz into --out. After "
-        f"every epoch the run's state is saved to {CHECKPOINT_NAME} in --out (one file, replaced each epoch, "
+        "every epoch the run's state is saved to checkpoint.npz in --out (one file, replaced each epoch, "
         "removed when the run ends): a run killed at any moment and started again with the same --out and config "
         "continues from its last finished epoch and ends with the same files as if never stopped. A checkpoint "
         "of another config in --out is refused; a finished run there is trained again and replaced.",
@@ -33,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--out",
         default="runs/default",
-        help=f"output directory; an unfinished run's {CHECKPOINT_NAME} there is resumed (default: runs/default)",
+        help="output directory; an unfinished run's checkpoint.npz there is resumed (default: runs/default)",
     )
     train.set_defaults(func=run_train)
 
@@ -41,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     out = claim_output(args.out)  # checked writable and held before any data is read or training starts
+    from mlplab.checkpoint import CHECKPOINT_NAME
+    from mlplab.run import run_checkpoint
+
     checkpoint = run_checkpoint(config, out / CHECKPOINT_NAME)
     resumed = checkpoint.check()  # before any data is read: another config's checkpoint is refused at once
     dataset = datasets.load(config["dataset"], config["data_dir"])
