@@ -19,6 +19,7 @@ from mlplab.data import Dataset
 from mlplab.errors import ConfigError
 from mlplab.models import Model, build_model
 from mlplab.optim import SGD, Adam, AdamW, Optimizer
+from mlplab.provenance import provenance
 from mlplab.schedules import Schedule
 from mlplab.training import EpochCallback, History, fit, interactive
 
@@ -118,7 +119,8 @@ def train_run(
             transform=make_transform(config, dataset, model.dtype.name),
             checkpoint=saver,
         )
-    metrics = metrics_dict(history, config, dataset, time.perf_counter() - start)
+        produced_by = provenance()  # inside the thread limit: the BLAS threads the run had
+    metrics = metrics_dict(history, config, dataset, time.perf_counter() - start, produced_by)
     if out is not None:
         write_run(Path(out), metrics, model, dataset)
         kill_point("published")
@@ -152,13 +154,21 @@ def train(
     return train_run(resolved, out, on_epoch=on_epoch, progress=interactive() if progress is None else progress)
 
 
-def metrics_dict(history: History, config: dict[str, Any], dataset: Dataset, seconds: float) -> dict[str, Any]:
-    """History plus the config keys that applied to the run and what data it ran on: the content of metrics.json."""
+def metrics_dict(
+    history: History,
+    config: dict[str, Any],
+    dataset: Dataset,
+    seconds: float,
+    produced_by: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """History plus the config keys that applied to the run, what data it ran on and what produced it (by default
+    this process now): the content of metrics.json."""
     return {
         **history.to_dict(),
         "total_seconds": seconds,
         "dataset": dataset.summary(),
         "config": applicable(config),
+        "provenance": produced_by or provenance(),
     }
 
 

@@ -33,7 +33,8 @@ from mlplab.experiments.executors import (
     run_dir_name,
 )
 from mlplab.experiments.figures import plot_randomization
-from mlplab.files import write_json
+from mlplab.files import remove_stale_temporaries, write_json
+from mlplab.provenance import provenance
 from mlplab.run import make_model, make_optimizer, make_transform
 from mlplab.training import fit_until_memorized, interactive
 
@@ -197,6 +198,7 @@ def run_condition(condition: str, settings: Settings, checkpoints: str | Path | 
             transform=make_transform(config, seen, model.dtype.name),
             checkpoint=condition_checkpoint(condition, settings, checkpoints) if checkpoints is not None else None,
         )
+        produced_by = provenance()
     summary = asdict(run)
     checks = {"steps": summary.pop("check_steps"), "train_loss": summary.pop("check_loss")}
     checks["train_acc"] = summary.pop("check_acc")
@@ -208,6 +210,7 @@ def run_condition(condition: str, settings: Settings, checkpoints: str | Path | 
         **summary,
         "loss_curve": loss_curve(summary.pop("step_loss"), LOSS_WINDOW),
         "fit_checks": checks,
+        "provenance": produced_by,
     }
 
 
@@ -276,6 +279,7 @@ def randomize(
     )
 
     checkpoints = out / CHECKPOINTS
+    remove_stale_temporaries(checkpoints)  # a checkpoint write a kill interrupted
 
     def finished(result: dict[str, Any]) -> None:
         done[result["condition"]] = result

@@ -33,6 +33,7 @@ from mlplab.experiments.store import RunOutcome, RunStore, summarize
 from mlplab.experiments.study_storage import driver_url, storage_lock, wait_for_others
 from mlplab.files import make_dir, quoted_text, write_json, write_text
 from mlplab.plots import save_figure
+from mlplab.provenance import provenance
 from mlplab.report import Table, percent
 from mlplab.run import curves_png, metrics_dict
 from mlplab.training import History
@@ -420,7 +421,7 @@ def write_outputs(result: TuneResult, space: dict[str, Param]) -> None:
             "train_acc": run_info(best).get("train_acc"),
             "run_dir": str(result.out / "trials" / f"trial-{best.number:04d}"),
         }
-    write_json(result.out / "best.json", summary)
+    write_json(result.out / "best.json", {**summary, "provenance": provenance()})
     write_text(result.out / "top_trials.md", top_table(result, space).markdown() + "\n")
     plot_history(result.study, result.out / "history.png")
 
