@@ -137,7 +137,7 @@ class Checkpoint:
     ) -> None:
         """Replace the checkpoint with this moment's state, atomically (a kill leaves the old one or the new one)."""
         generators = {**streams, **layer_generators(model)}
-        lists = {k: v for k, v in snapshot.progress.items() if isinstance(v, list)}
+        lists = {k: v for k, v in snapshot.progress.items() if isinstance(v, list) and _numbers(v)}
         header = {
             "format": FORMAT_VERSION,
             "identity": self.identity,
@@ -151,7 +151,7 @@ class Checkpoint:
             "streams": {name: g.bit_generator.state for name, g in generators.items()},
         }
         arrays: dict[str, np.ndarray] = {
-            HEADER: np.array(json.dumps(header)),  # NaN and infinities kept (Python's JSON spelling)
+            HEADER: np.array(json.dumps(header, default=_plain)),  # NaN and infinities kept (Python's JSON spelling)
             **{f"model/{name}": p for name, p in (*model.params.items(), *model.buffers.items())},
             **{f"optimizer/{p}/{slot}": v for p, slots in optimizer.state.items() for slot, v in slots.items()},
             **{f"progress/{k}": np.asarray(v, dtype=_list_dtype(v)) for k, v in lists.items()},
@@ -167,6 +167,19 @@ class Checkpoint:
         self.path.unlink(missing_ok=True)
 
 
+def _numbers(values: list[Any]) -> bool:
+    """Whether a list holds only numbers (kept as an array; anything else stays in the JSON header)."""
+    return all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in values)
+
+
 def _list_dtype(values: list[Any]) -> type:
     """int64 for a list of ints, float64 otherwise: a list comes back with the same Python numbers."""
-    return np.int64 if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values) else np.float64
+    integers = all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values)
+    return np.int64 if values and integers else np.float64
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python numbers in the header."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a checkpoint cannot hold {type(value).__name__}")
