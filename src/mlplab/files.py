@@ -19,11 +19,12 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any
 
 from mlplab.errors import MlplabError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Writer = bytes | Callable[[IO[bytes]], None]
 LOCK_NAME = ".mlplab.lock"
@@ -110,6 +111,8 @@ NPZ_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can carry: the same
 def npz_writer(arrays: Mapping[str, np.ndarray]) -> Callable[[IO[bytes]], None]:
     """A writer of an uncompressed .npz archive of `arrays` (no pickled objects), as `np.savez` writes it but with
     a fixed date on every member, so a file depends only on its arrays, never on when it was written."""
+
+    import numpy as np  # not at import: the command line starts without numerics
 
     def write(out: IO[bytes]) -> None:
         with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlplab import config as configs
-from mlplab import data as datasets
 from mlplab.commands.common import add_config_arguments, epoch_line, show_progress
-from mlplab.data import Dataset
 from mlplab.files import claim_output
-from mlplab.run import train_run
-from mlplab.training import History
+
+if TYPE_CHECKING:
+    from mlplab.data import Dataset
+    from mlplab.training import History
 
 EXIT_DIVERGED = 1
 
@@ -38,11 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from mlplab import data as datasets
+    from mlplab.checkpoint import CHECKPOINT_NAME
+    from mlplab.run import run_checkpoint, train_run
+
     config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     out = claim_output(args.out)  # checked writable and held before any data is read or training starts
-    from mlplab.checkpoint import CHECKPOINT_NAME
-    from mlplab.run import run_checkpoint
-
     checkpoint = run_checkpoint(config, out / CHECKPOINT_NAME)
     resumed = checkpoint.check()  # before any data is read: another config's checkpoint is refused at once
     dataset = datasets.load(config["dataset"], config["data_dir"])
