@@ -18,6 +18,7 @@ def test_quick_run_times_both_turns_and_writes_the_row(tmp_path: Path) -> None:
     plain, saved = results["rounds"]["epoch"], results["rounds"]["epoch + checkpoint"]
     assert len(plain) == len(saved) == 1 and plain[0] > 0 and saved[0] > 0
     assert results["overhead"] == pytest.approx(saved[0] / plain[0] - 1)
+    assert results["save_share"] == pytest.approx(results["save_seconds"] / plain[0]) and results["save_seconds"] > 0
     # parameters, Adam's two moments and the best snapshot of a 784-1024-10 MLP in float32, at least
     assert results["checkpoint_bytes"] > 4 * 4 * (784 * 1024 + 1024 * 10)
     row = (tmp_path / "checkpoint_quick.md").read_text().splitlines()[-1]
