@@ -118,10 +118,15 @@ def test_killed_while_writing_a_checkpoint_continues_from_the_epoch_before(
     assert_same_run(out, ref)
 
 
-def test_killed_after_the_final_write_finishes_the_same_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_killed_during_and_after_the_final_write_finishes_the_same_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sets = settings("cnn_bn_augment", "momentum")
     ref = reference(sets, tmp_path / "ref", capsys)
     out = tmp_path / "run"
+    killed = run_train(sets, out, kill_at="publishing")
+    assert killed.returncode == -signal.SIGKILL
+    assert (out / "model.npz").exists() and not (out / "metrics.json").exists()  # unfinished, as it reads
     killed = run_train(sets, out, kill_at="published")
     assert killed.returncode == -signal.SIGKILL
     assert (out / "metrics.json").exists() and (out / CHECKPOINT_NAME).exists()
@@ -179,7 +184,8 @@ def test_a_checkpoint_of_another_config_is_refused_in_one_line(
 def test_every_model_and_optimizer_resumes_exactly_after_kills(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], model: str, optimizer: str
 ) -> None:
-    """The full grid: a kill while a checkpoint is written, one at a random moment, one after the final write."""
+    """The full grid: a kill while a checkpoint is written, one at a random moment, one during and one after the
+    final write."""
     sets = settings(model, optimizer, "epochs=4", "schedule=step", "steps=[2]")
     if optimizer == "adamw_cosine":
         sets = settings(model, optimizer, "epochs=4")
@@ -187,8 +193,8 @@ def test_every_model_and_optimizer_resumes_exactly_after_kills(
     out = tmp_path / "run"
     assert run_train(sets, out, kill_at="checkpoint:2").returncode == -signal.SIGKILL
     kill_at_random(sets, out, random.Random(f"{model}-{optimizer}"), 1, max_delay=0.1)
-    status = run_train(sets, out, kill_at="published").returncode
-    assert status in (0, -signal.SIGKILL)
+    for point in ("publishing", "published"):
+        assert run_train(sets, out, kill_at=point).returncode in (0, -signal.SIGKILL)
     finished = run_train(sets, out)
     assert finished.returncode == 0, finished.stderr
     assert_same_run(out, ref)

@@ -30,8 +30,9 @@ FORMAT_VERSION = 1
 HEADER = "__checkpoint__"
 KILL_ENV = "MLPLAB_TEST_KILL_AT"
 """Test hook: the process SIGKILLs itself at the named point (`checkpoint:N`: the checkpoint of pass N is written to
-its temporary file but not yet renamed into place; `published`: a run's files are in place, its checkpoint not yet
-removed), so tests can kill a run exactly where a crash would hurt most."""
+its temporary file but not yet renamed into place; `publishing`: a run's model and curves are in place, its
+metrics.json not yet; `published`: a run's files are in place, its checkpoint not yet removed), so tests can kill a
+run exactly where a crash would hurt most."""
 
 
 def kill_point(name: str) -> None:

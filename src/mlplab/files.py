@@ -125,10 +125,17 @@ def npz_writer(arrays: Mapping[str, np.ndarray]) -> Callable[[IO[bytes]], None]:
     return write
 
 
-def publish(directory: str | Path, files: Mapping[str, Writer], marker: str, owned: Iterable[str] = ()) -> None:
+def publish(
+    directory: str | Path,
+    files: Mapping[str, Writer],
+    marker: str,
+    owned: Iterable[str] = (),
+    before_marker: Callable[[], None] | None = None,
+) -> None:
     """Put a run's files into `directory` as a unit: every file is written in full first, then the old marker is
     removed, the files renamed into place and the marker last. A directory with its marker holds one run's files;
-    `owned` names files of an earlier run that this one does not replace (removed, so they cannot mix)."""
+    `owned` names files of an earlier run that this one does not replace (removed, so they cannot mix).
+    `before_marker` runs just before the marker's rename (a test's hook)."""
     directory = Path(directory)
     make_dir(directory)
     staged: dict[str, Path] = {}
@@ -145,6 +152,8 @@ def publish(directory: str | Path, files: Mapping[str, Writer], marker: str, own
     for name, tmp in staged.items():
         if name != marker:
             _rename(tmp, directory / name)
+    if before_marker is not None:
+        before_marker()
     if marker in staged:
         _rename(staged[marker], directory / marker)
     _sync_dir(directory)

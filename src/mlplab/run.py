@@ -181,7 +181,8 @@ def write_run(out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset
 
     A run that diverged before finishing an epoch has no best-by-validation model: it writes metrics only.
     """
-    files.publish(out, run_files(metrics, model, dataset.pixel_max), marker="metrics.json", owned=RUN_FILES)
+    written = run_files(metrics, model, dataset.pixel_max)
+    files.publish(out, written, "metrics.json", RUN_FILES, before_marker=lambda: kill_point("publishing"))
 
 
 def run_files(
