@@ -13,11 +13,13 @@ from mlplab import config as configs
 from mlplab import data as datasets
 from mlplab import files, plots
 from mlplab.augment import BatchTransform, Standardizer
+from mlplab.checkpoint import CHECKPOINT_NAME, Checkpoint, kill_point
 from mlplab.config import applicable
 from mlplab.data import Dataset
 from mlplab.errors import ConfigError
 from mlplab.models import Model, build_model
 from mlplab.optim import Optimizer, build_optimizer
+from mlplab.provenance import provenance
 from mlplab.schedules import Schedule
 from mlplab.training import EpochCallback, History, fit, interactive
 
@@ -84,12 +86,20 @@ def train_run(
     dataset: Dataset | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> tuple[dict[str, Any], Model]:
-    """Train per `config`; when `out` is given write metrics.json, curves.png and model.npz there."""
+    """Train per `config`; when `out` is given write metrics.json, curves.png and model.npz there.
+
+    The run saves a checkpoint after every epoch (to `checkpoint`, by default `out`/checkpoint.npz) and, when one
+    of this config is there, resumes from it; with `out`, the checkpoint is removed once the run's files are written.
+    """
     dataset = dataset or load_data(config)
     model = make_model(config, dataset)
     start = time.perf_counter()
     optimizer = make_optimizer(config)
+    if checkpoint is None and out is not None:
+        checkpoint = Path(out) / CHECKPOINT_NAME
+    saver = run_checkpoint(config, checkpoint) if checkpoint is not None else None
     with threadpool_limits(limits=config.get("threads") or None):
         history = fit(
             model,
@@ -103,11 +113,21 @@ def train_run(
             schedule=make_schedule(config),
             patience=config.get("patience", 0),
             transform=make_transform(config, dataset, model.dtype.name),
+            checkpoint=saver,
         )
-    metrics = metrics_dict(history, config, dataset, time.perf_counter() - start)
+        produced_by = provenance()  # inside the thread limit: the BLAS threads the run had
+    metrics = metrics_dict(history, config, dataset, time.perf_counter() - start, produced_by)
     if out is not None:
         write_run(Path(out), metrics, model, dataset)
+        kill_point("published")
+        if saver is not None:
+            saver.remove()
     return metrics, model
+
+
+def run_checkpoint(config: dict[str, Any], path: str | Path) -> Checkpoint:
+    """The checkpoint file of a run of `config` (a checkpoint of another config there is refused)."""
+    return Checkpoint(path, applicable(config))
 
 
 def train(
@@ -130,13 +150,21 @@ def train(
     return train_run(resolved, out, on_epoch=on_epoch, progress=interactive() if progress is None else progress)
 
 
-def metrics_dict(history: History, config: dict[str, Any], dataset: Dataset, seconds: float) -> dict[str, Any]:
-    """History plus the config keys that applied to the run and what data it ran on: the content of metrics.json."""
+def metrics_dict(
+    history: History,
+    config: dict[str, Any],
+    dataset: Dataset,
+    seconds: float,
+    produced_by: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """History plus the config keys that applied to the run, what data it ran on and what produced it (by default
+    this process now): the content of metrics.json."""
     return {
         **history.to_dict(),
         "total_seconds": seconds,
         "dataset": dataset.summary(),
         "config": applicable(config),
+        "provenance": produced_by or provenance(),
     }
 
 
@@ -149,7 +177,8 @@ def write_run(out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset
 
     A run that diverged before finishing an epoch has no best-by-validation model: it writes metrics only.
     """
-    files.publish(out, run_dir_files(metrics, model, dataset.pixel_max), marker="metrics.json", owned=RUN_FILES)
+    written = run_dir_files(metrics, model, dataset.pixel_max)
+    files.publish(out, written, "metrics.json", RUN_FILES, before_marker=lambda: kill_point("publishing"))
 
 
 def run_dir_files(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
+
 from tests.test_hostile import BLAS, FAST, assert_no_orphans
 
 ROOT = Path(__file__).resolve().parents[2]
