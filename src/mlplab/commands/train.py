@@ -11,7 +11,7 @@ from mlplab import data as datasets
 from mlplab.commands.common import add_config_arguments, epoch_line, show_progress
 from mlplab.data import Dataset
 from mlplab.files import claim_output
-from mlplab.run import train_run
+from mlplab.run import make_model, train_run
 from mlplab.training import History
 
 EXIT_DIVERGED = 1
@@ -29,6 +29,7 @@ def run_train(args: argparse.Namespace) -> int:
     out = claim_output(args.out)  # checked writable and held before any data is read or training starts
     dataset = datasets.load(config["dataset"], config["data_dir"])
     print(run_header(config, dataset), flush=True)
+    print(make_model(config, dataset).summary(), flush=True)
 
     def report(epoch: int, history: History) -> None:
         print(epoch_line(epoch, history, config["epochs"]), flush=True)
