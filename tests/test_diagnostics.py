@@ -281,7 +281,15 @@ def test_records_curves_update_ratios_and_the_file_after_every_epoch(digits: Dat
         assert 0 < w1["step_update_ratio"] < w1["update_ratio"] < 1  # one step moves θ less than a whole epoch
     assert content["probe"] == {"split": "val", "size": 360} and content["bins"] == BINS.tolist()
     assert [layer["name"] for layer in content["layers"]] == model.layer_names
-    assert content["layers"][0] == {"name": "dense_1", "kind": "Dense", "output_shape": [32], "params": ["W1", "b1"]}
+    first = {
+        "name": "dense_1",
+        "kind": "Dense",
+        "output_shape": [32],
+        "params": ["W1", "b1"],
+        "param_count": 64 * 32 + 32,
+    }
+    assert content["layers"][0] == first
+    assert content["model"]["type"] == "MLP" and content["model"]["hyper"]["hidden_sizes"] == [32, 16]
 
 
 def test_the_same_seed_gives_the_same_diagnostics(tmp_path: Path) -> None:
