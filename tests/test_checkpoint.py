@@ -85,14 +85,17 @@ def stable(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def assert_same_run(resumed: Path, uninterrupted: Path) -> None:
-    """Same model.npz bytes, same metrics.json but for wall-clock fields, and no checkpoint or temporary left."""
+    """Same model.npz and diagnostics.json bytes, same metrics.json but for wall-clock fields, and no checkpoint or
+    temporary left."""
     assert (resumed / "model.npz").read_bytes() == (uninterrupted / "model.npz").read_bytes()
     first, second = (json.loads((d / "metrics.json").read_text()) for d in (resumed, uninterrupted))
     assert set(first) == set(second)
     assert stable(first) == stable(second)
     assert json.dumps(stable(first)) == json.dumps(stable(second))  # floats to the last digit, keys in order
     assert len(first["epoch_seconds"]) == len(second["epoch_seconds"])
-    assert sorted(p.name for p in resumed.iterdir()) == ["curves.png", "metrics.json", "model.npz"]
+    assert sorted(p.name for p in resumed.iterdir()) == ["curves.png", "diagnostics.json", "metrics.json", "model.npz"]
+    # The diagnostics go on from the checkpoint: every epoch's record, as if the run had never stopped.
+    assert (resumed / "diagnostics.json").read_bytes() == (uninterrupted / "diagnostics.json").read_bytes()
 
 
 def test_killed_while_writing_a_checkpoint_continues_from_the_epoch_before(
