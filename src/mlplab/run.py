@@ -149,10 +149,10 @@ def write_run(out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset
 
     A run that diverged before finishing an epoch has no best-by-validation model: it writes metrics only.
     """
-    files.publish(out, run_dir_files(metrics, model, dataset.pixel_max), marker="metrics.json", owned=RUN_FILES)
+    files.publish(out, run_files(metrics, model, dataset.pixel_max), marker="metrics.json", owned=RUN_FILES)
 
 
-def run_dir_files(
+def run_files(
     metrics: dict[str, Any], model: Model | None, pixel_max: float, curves: bytes | None = None, title: str = ""
 ) -> dict[str, files.Writer]:
     """A run directory's files by name: curves and model only when an epoch finished, metrics.json always."""

@@ -14,7 +14,7 @@ from mlplab import files
 from mlplab.config import applicable, defaults, upgrade
 from mlplab.errors import MlplabError
 from mlplab.models import build_model
-from mlplab.run import RUN_FILES, run_dir_files
+from mlplab.run import RUN_FILES, run_files
 
 METRICS = "metrics.json"
 
@@ -72,7 +72,7 @@ class RunStore:
         if outcome.state:
             model = build_model(outcome.model_type, **outcome.hyper)
             model.load_state(outcome.state)
-        written = run_dir_files(metrics, model, outcome.pixel_max, outcome.curves_png, title)
+        written = run_files(metrics, model, outcome.pixel_max, outcome.curves_png, title)
         files.publish(run_dir, written, marker=METRICS, owned=RUN_FILES)
         return json.loads(written[METRICS])  # type: ignore[arg-type]  # bytes: json_bytes made it
 
