@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,19 +25,30 @@ FORMAT_VERSION = 1
 
 
 class Model(Network):
-    """A named network whose constructor arguments (`hyper`) rebuild it: the unit of model files and configs."""
+    """A named network whose constructor arguments (`hyper`) rebuild it: the unit of model files and configs.
+
+    A subclass's constructor arguments are recorded once, here, as scikit-learn's get_params reads `__init__`'s
+    signature: every positional-or-keyword parameter with the value it was called with (or its default). A
+    subclass builds its layers and calls `Model.__init__(layers, input_shape, dtype, **normalized)`, passing only
+    the arguments it normalized (a tuple of widths as a list, the image shape it worked out); keyword-only
+    parameters are older spellings it still accepts (TwoLayerNet's `hidden_size`) and are not recorded.
+    """
 
     registry: ClassVar[dict[str, type[Model]]] = {}
+    _arguments: dict[str, Any]  # the subclass constructor's, bound by `_recording`
 
     def __init__(
-        self, layers: Sequence[Layer], input_shape: Shape, dtype: str | np.dtype = "float32", **hyper: Any
+        self, layers: Sequence[Layer], input_shape: Shape, dtype: str | np.dtype = "float32", **normalized: Any
     ) -> None:
         super().__init__(layers, input_shape, dtype)
-        self.hyper = {**hyper, "dtype": self.dtype.name}
+        arguments = getattr(self, "_arguments", {})
+        self.hyper = {**arguments, **normalized, "dtype": self.dtype.name}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         Model.registry[cls.__name__] = cls
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording(cls.__init__)  # type: ignore[method-assign]
 
     def state(self) -> dict[str, np.ndarray]:
         """A copy of the parameters and buffers (for keeping the best-by-validation model)."""
@@ -124,6 +136,24 @@ def checked_meta(meta: Any) -> dict[str, Any]:
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
         raise MlplabError(f"its best_epoch is {quoted(epoch, 60)}, not an epoch number")
     return meta
+
+
+def _recording(init: Callable[..., None]) -> Callable[..., None]:
+    """`init`, first binding its arguments into `self._arguments` (the outermost constructor's, for a subclass of
+    a subclass); `inspect.signature` still reads `init`'s own signature through `__wrapped__`."""
+    signature = inspect.signature(init)
+    recorded_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.POSITIONAL_ONLY)
+    names = [name for name, p in list(signature.parameters.items())[1:] if p.kind in recorded_kinds]
+
+    @functools.wraps(init)
+    def recording(self: Model, *args: Any, **kwargs: Any) -> None:
+        if not hasattr(self, "_arguments"):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            self._arguments = {name: bound.arguments[name] for name in names}
+        init(self, *args, **kwargs)
+
+    return recording
 
 
 MAX_HEADER_BYTES = 1 << 20
