@@ -204,6 +204,7 @@ def train_passes(
     rng = np.random.default_rng(seed)
     augment_rng = np.random.default_rng([seed, 1])
     steps = math.ceil(len(dataset.train) / batch_size)
+    model.pixel_max = dataset.pixel_max  # what its inputs are divided by: Model.predict divides raw images by it
     for epoch in range(1, epochs + 1) if epochs is not None else itertools.count(1):
         of = f"/{epochs}" if epochs is not None else ""
         bar = tqdm(total=steps, desc=f"epoch {epoch}{of}", leave=False, disable=not progress, unit="batch")

@@ -352,3 +352,44 @@ def test_the_layers_check_what_they_take(kwargs: dict, message: str) -> None:
     for pool in (0, -1):
         with pytest.raises(MlplabError, match="a pooling window must be ≥ 1"):
             CNN(64, conv_channels=[2], kernel_size=3, pool=pool)
+
+
+# --- one input convention: raw images, as ONNX and `mlplab predict` take them ------------------------------------
+
+
+def test_predict_takes_the_datasets_raw_arrays_with_the_scale_it_was_trained_on(tmp_path: Path) -> None:
+    from mlplab import data
+    from mlplab.models import MLP
+    from mlplab.optim import SGD
+    from mlplab.training import fit
+
+    digits = data.load("digits")
+    model = MLP(64, [32], seed=0)
+    assert model.pixel_max is None
+    with pytest.raises(MlplabError, match=r"pass pixel_max, e\.g\. 255 for MNIST, 16 for digits"):
+        model.predict(digits.test.x)
+    fit(model, SGD(0.1, momentum=0.9), digits, epochs=2, batch_size=16, seed=0, progress=False)
+    assert model.pixel_max == digits.pixel_max == 16
+    raw = digits.test.x  # uint8 rows in 0..16, as the dataset holds them
+    by_hand = F.softmax(model.scores(raw.astype(np.float32) / np.float32(16)).astype(np.float64))
+    np.testing.assert_array_equal(model.predict_proba(raw), by_hand)
+    np.testing.assert_array_equal(model.predict(raw), by_hand.argmax(1))
+    np.testing.assert_array_equal(model.predict(raw.reshape(-1, 8, 8)), by_hand.argmax(1))  # images, not rows
+    assert model.predict(raw[0]).shape == (1,) and model.predict_proba(raw[:0]).shape == (0, 10)
+    assert (model.predict(raw) == digits.test.y).mean() > 0.8
+
+    model.save(tmp_path / "m.npz")  # no meta given: the file still records the pixel scale
+    loaded, meta = Model.load(tmp_path / "m.npz")
+    assert meta == {"pixel_max": 16.0} and loaded.pixel_max == 16.0
+    np.testing.assert_array_equal(loaded.predict_proba(raw), model.predict_proba(raw))
+    assert not np.array_equal(loaded.predict_proba(raw, pixel_max=255), model.predict_proba(raw))  # an override
+    with pytest.raises(MlplabError, match="MLP takes 64 pixels per image, got 63"):
+        loaded.predict(raw[:, :63])
+
+
+def test_a_model_file_without_a_pixel_scale_asks_for_one(tmp_path: Path) -> None:
+    loaded, meta = Model.load(write_npz(tmp_path / "old.npz", TWO_LAYER, **GOOD_PARAMS))
+    assert meta == {} and loaded.pixel_max is None
+    with pytest.raises(MlplabError, match="pass pixel_max"):
+        loaded.predict(np.zeros((2, 4)))
+    assert loaded.predict(np.zeros((2, 4)), pixel_max=255).tolist() == [0, 0]
