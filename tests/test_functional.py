@@ -1,4 +1,5 @@
-"""Values and derivatives of the activations, softmax and cross-entropy."""
+"""Values and derivatives of the reference formulas in tests/oracles.py (activations, softmax, cross-entropy); its
+softmax is mlplab.functional's, the one predict uses."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 
 from mlplab import choices
-from mlplab import functional as F
 from mlplab.layers import ACTIVATIONS
+from tests import oracles as F
 
 EPS = 1e-6
 
@@ -102,22 +103,13 @@ def test_sigmoid_saturates_without_overflow_and_writes_into_out() -> None:
     assert out.dtype == np.float32
 
 
-ORACLES = {
-    "sigmoid": (F.sigmoid, lambda z, a: F.sigmoid_grad_from_output(a)),
-    "tanh": (F.tanh, lambda z, a: F.tanh_grad_from_output(a)),
-    "relu": (F.relu, lambda z, a: F.relu_grad(z)),
-    "softsign": (F.softsign, lambda z, a: F.softsign_grad(z)),
-}
-"""name -> (f(z), f'(z) given z and a = f(z)): the plain-NumPy oracle of each activation the layers implement."""
-
-
 def test_every_activation_has_an_oracle() -> None:
-    assert tuple(ORACLES) == choices.ACTIVATIONS == tuple(ACTIVATIONS)
+    assert tuple(F.ACTIVATIONS) == choices.ACTIVATIONS == tuple(ACTIVATIONS)
 
 
-@pytest.mark.parametrize("name", sorted(ORACLES))
+@pytest.mark.parametrize("name", sorted(F.ACTIVATIONS))
 def test_activation_derivatives_match_finite_differences(name: str) -> None:
-    f, derivative = ORACLES[name]
+    f, derivative = F.ACTIVATIONS[name]
     z = np.array([-3.0, -1.2, -0.3, 0.2, 0.7, 2.5])  # no point within EPS of ReLU's kink
     np.testing.assert_allclose(derivative(z, f(z)), central_difference(f, z), rtol=1e-7, atol=1e-10)
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +16,7 @@ import pytest
 
 from mlplab import config as configs
 from mlplab import corruptions, data
+from mlplab.checkpoint import KILL_ENV
 from mlplab.cli import build_parser, main
 from mlplab.commands.randomize import settings_from
 from mlplab.data import Dataset, Split
@@ -285,6 +290,29 @@ def test_settings_stored_under_the_old_field_names_resume(tmp_path: Path) -> Non
     (tmp_path / "settings.json").write_text(json.dumps(saved))
     assert rz.randomize(["true-labels"], TINY, tmp_path) == first  # recognised: loaded, not retrained
     assert "reg" in json.loads((tmp_path / "settings.json").read_text())["settings"]
+
+
+def test_a_condition_killed_mid_training_continues_from_its_last_pass(tmp_path: Path) -> None:
+    """SIGKILL while the first condition writes its pass-3 checkpoint: the rerun continues it from pass 2 and
+    results.json ends as an uninterrupted run's (but for the seconds)."""
+    args = ["randomize", "--conditions", "random-labels", "gaussian", "--subset", "200", "--hidden", "64"]
+    args += ["--dropout", "0.2", "--augment", "1", "--max-steps", "60", "--batch-size", "32", "--workers", "1"]
+    assert main([*args, "--out", str(tmp_path / "ref")]) == 0
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "mlplab.cli", *args, "--out", str(out)]
+    env = {**os.environ, "MLPLAB_NO_DOWNLOAD": "1", KILL_ENV: "checkpoint:3"}
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (out / "results.json").exists() and (out / rz.CHECKPOINTS / "random-labels.npz").exists()
+    env.pop(KILL_ENV)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    ref, resumed = (json.loads((d / "results.json").read_text()) for d in (tmp_path / "ref", out))
+    for results in (ref, resumed):
+        for entry in results.values():
+            entry.pop("seconds"), entry.pop("provenance", None)
+    assert resumed == ref and ref["random-labels"]["epochs"] > 3
+    assert not (out / rz.CHECKPOINTS).exists()
 
 
 # --- the command ----------------------------------------------------------------------------------------------

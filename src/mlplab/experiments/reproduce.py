@@ -22,6 +22,7 @@ from mlplab.experiments.figures import accuracy_overlay
 from mlplab.experiments.store import RunStore, summarize
 from mlplab.experiments.sweep import SweepResult, accuracy_table, sweep_section
 from mlplab.files import write_json
+from mlplab.provenance import provenance
 from mlplab.report import Figure, Section, Table, difference, percent, points, write_html, write_markdown
 
 # The writeup's defaults are the assignment's, made for MNIST's 48,000 training images. The 1,077 8×8 digits give
@@ -96,6 +97,7 @@ def reproduce(
         "dataset_settings": adapted or {},
         **ctx.results,
         "seconds": seconds,
+        "provenance": provenance(),
     }
     write_json(out / "results.json", ctx.results)
     title = f"Reproducing the course experiments on {base['dataset']}"
