@@ -153,12 +153,12 @@ def test_fit_with_standardization_returns_a_raw_input_model(digits):
 def test_augmented_runs_are_deterministic(digits):
     config = configs.resolve(
         None,
-        ["type=MLP", "hidden_sizes=[32]", "epochs=3", "augment=1", "rotate=10", "normalize=standardize"],
+        ["type=MLP", "hidden_sizes=[32]", "epochs=3", "shift=1", "rotate=10", "normalize=standardize"],
     )
     first, _ = train_run(config, dataset=digits)
     second, _ = train_run(config, dataset=digits)
     assert first["train_loss"] == second["train_loss"] and first["val_acc"] == second["val_acc"]
-    plain, _ = train_run({**config, "augment": 0, "rotate": 0.0}, dataset=digits)
+    plain, _ = train_run({**config, "shift": 0, "rotate": 0.0}, dataset=digits)
     assert plain["train_loss"] != first["train_loss"]
     reseeded, _ = train_run({**config, "seed": 7}, dataset=digits)
     assert reseeded["train_loss"] != first["train_loss"]
@@ -167,18 +167,18 @@ def test_augmented_runs_are_deterministic(digits):
 def test_config_keys_build_the_transform(digits):
     assert make_transform(configs.resolve(), digits, "float32") is None
     transform = make_transform(
-        configs.resolve(None, ["augment=2", "rotate=15", "normalize=standardize"]), digits, "float32"
+        configs.resolve(None, ["shift=2", "rotate=15", "normalize=standardize"]), digits, "float32"
     )
     assert (transform.shift, transform.rotate, transform.image_shape) == (2, 15.0, (8, 8))
     assert transform.standardizer is not None and transform.standardizer.mean.dtype == np.float32
     # Statistics of the training split, never of validation or test.
     np.testing.assert_array_equal(transform.standardizer.mean, Standardizer.fit(digits.train, 16.0).mean)
     assert not np.allclose(transform.standardizer.mean, Standardizer.fit(digits.val, 16.0).mean)
-    only_shift = make_transform(configs.resolve(None, ["augment=1"]), digits, "float32")
+    only_shift = make_transform(configs.resolve(None, ["shift=1"]), digits, "float32")
     assert only_shift.standardizer is None
 
 
-@pytest.mark.parametrize("bad", ["augment=-1", "augment=1.5", "rotate=200", "normalize=minmax"])
+@pytest.mark.parametrize("bad", ["shift=-1", "shift=1.5", "rotate=200", "normalize=minmax"])
 def test_bad_augmentation_values_are_refused(bad):
     with pytest.raises(MlplabError, match=bad.split("=")[0]):
         configs.resolve(None, [bad])

@@ -31,7 +31,7 @@ WALL_CLOCK = ("epoch_seconds", "total_seconds", "seconds", "provenance")
 
 MODELS = {
     "softmax": ["type=SoftmaxRegression", "learning_rate=0.05"],
-    "two_layer": ["type=TwoLayerNet", "hidden_size=24"],
+    "two_layer": ["type=TwoLayerNet", "hidden_sizes=[24]"],
     "mlp_dropout": ["type=MLP", "hidden_sizes=[32,16]", "dropout=0.3"],
     "cnn_bn_augment": [
         "type=CNN",
@@ -41,7 +41,7 @@ MODELS = {
         "pool=2",
         "batch_norm=true",
         "hidden_sizes=[16]",
-        "augment=1",
+        "shift=1",
         "elastic=2.0",
         "elastic_sigma=2.0",
     ],

@@ -11,7 +11,6 @@ from mlplab import config, data
 from mlplab.cli import main
 from mlplab.export import EXPORTERS
 from mlplab.models import Model
-from mlplab.predict import probabilities
 from mlplab.run import train_run
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime comes with the test extra")
@@ -50,7 +49,7 @@ def test_onnx_runtime_matches_mlplab_probabilities_on_raw_digits(name: str, tmp_
     assert main(["export", str(tmp_path / "model.npz"), str(tmp_path / "model.onnx")]) == 0
     model, _ = Model.load(tmp_path / "model.npz")
     test = data.load("digits").test
-    ours = probabilities(model, test.x, 16.0)
+    ours = model.predict_proba(test.x)  # the same raw 0–16 pixels, scaled by the pixel_max the file records
     theirs = run_onnx(tmp_path / "model.onnx", test.x)  # raw 0–16 pixels: the graph scales them
     assert theirs.shape == (len(test), 10)
     np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-5)
@@ -80,7 +79,7 @@ def test_an_mnist_model_takes_784_raw_pixels_in_0_255(mnist_dir: Path, tmp_path:
     assert main(["export", str(tmp_path / "model.npz"), str(tmp_path / "mnist.onnx")]) == 0
     test = data.load("mnist", mnist_dir).test
     theirs = run_onnx(tmp_path / "mnist.onnx", test.x[:2000])
-    np.testing.assert_allclose(theirs, probabilities(model, test.x[:2000], 255.0), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(theirs, model.predict_proba(test.x[:2000]), rtol=0, atol=1e-5)
 
 
 def test_every_model_type_has_an_exporter() -> None:

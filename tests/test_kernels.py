@@ -138,7 +138,7 @@ def test_train_compiles_in_process_when_no_cache_directory_is_writable(tmp_path:
         "OPENBLAS_NUM_THREADS": "1",
     }
     settings = ["type=CNN", "conv_channels=[2]", "kernel_size=3", "hidden_sizes=[8]", "epochs=1", "threads=1",
-                "augment=1", "elastic=2", "dataset=digits"]  # fmt: skip
+                "shift=1", "elastic=2", "dataset=digits"]  # fmt: skip
     args = [arg for s in settings for arg in ("--set", s)]
     done = subprocess.run(
         [sys.executable, "-m", "mlplab.cli", "train", *args, "--out", str(tmp_path / "run")],

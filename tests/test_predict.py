@@ -12,7 +12,7 @@ from PIL import Image
 from mlplab import config, data
 from mlplab.cli import main
 from mlplab.models import Model
-from mlplab.predict import DIGITS_FORM, MNIST_FORM, ink, prepare, probabilities
+from mlplab.predict import DIGITS_FORM, MNIST_FORM, ink, prepare
 from mlplab.run import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,8 +52,8 @@ def test_digits_photos_are_prepared_into_the_8x8_form_and_mostly_predicted_right
     ]
     prepared = np.stack(rows)
     assert prepared.shape == (80, 64) and prepared.min() >= 0 and prepared.max() <= 16
-    original_acc = np.mean(probabilities(model, x, 16).argmax(1) == y)
-    photo_acc = np.mean(probabilities(model, prepared, 16).argmax(1) == y)
+    original_acc = np.mean(model.predict_proba(x, 16).argmax(1) == y)
+    photo_acc = np.mean(model.predict_proba(prepared, 16).argmax(1) == y)
     assert original_acc >= 0.9
     assert photo_acc >= original_acc - 0.15  # 8×8 → photo → 8×8 loses detail, not the digit
 

@@ -18,7 +18,6 @@ from mlplab.errors import MlplabError
 from mlplab.files import utf8, write_bytes, write_json
 from mlplab.models import Model
 from mlplab.plots import save_figure
-from mlplab.predict import probabilities
 from mlplab.report import Figure, Section, Table, percent, write_html, write_markdown
 from mlplab.training import evaluate
 
@@ -137,7 +136,7 @@ class Evaluation:
 
 def evaluate_split(model: Model, split: Split, pixel_max: float, split_name: str) -> Evaluation:
     """Probabilities of every image of `split`."""
-    return Evaluation(split_name, split.y, probabilities(model, split.x, pixel_max))
+    return Evaluation(split_name, split.y, model.predict_proba(split.x, pixel_max))
 
 
 def confusion_figure(counts: np.ndarray, names: list[str], path: Path, title: str) -> Path:

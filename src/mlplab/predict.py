@@ -19,8 +19,6 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from mlplab.errors import MlplabError
-from mlplab.functional import softmax
-from mlplab.limits import EVAL_BATCH
 from mlplab.models import Model
 
 PAPER_LEVEL = 0.25  # of the full ink range: fainter differences from the paper are its texture or shading
@@ -247,17 +245,6 @@ class Prediction:
         return f"{self.image}: {first} ({100 * p[first]:.1f}%), then {second} ({100 * p[second]:.1f}%)"
 
 
-def probabilities(model: Model, raw: np.ndarray, pixel_max: float) -> np.ndarray:
-    """Class probabilities (n, classes) of raw pixel rows in 0..pixel_max."""
-    x = np.asarray(raw, model.dtype) * np.asarray(1.0 / pixel_max, model.dtype)  # as training batches are scaled
-    with np.errstate(over="ignore", invalid="ignore"):  # in evaluation-sized batches: memory as check_model_fits said
-        scores = [model.scores(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)]
-        probs = softmax(np.concatenate(scores).astype(np.float64)) if scores else np.zeros((0, 10))
-    if not np.isfinite(probs).all():
-        raise MlplabError(f"the model's scores overflow {model.dtype} on these images: no probability to report")
-    return probs
-
-
 def predict_files(model: Model, meta: dict[str, Any], paths: list[str]) -> tuple[list[Prediction], list[MlplabError]]:
     """Predictions for every readable image, and one error per file that could not be prepared."""
     form = form_of(model, meta)
@@ -270,7 +257,7 @@ def predict_files(model: Model, meta: dict[str, Any], paths: list[str]) -> tuple
             errors.append(exc)
     if not rows:
         return [], errors
-    probs = probabilities(model, np.stack(rows), form.pixel_max)
+    probs = model.predict_proba(np.stack(rows), form.pixel_max)
     predictions = [
         Prediction(path, int(np.argmax(p)), [float(v) for v in p]) for path, p in zip(kept, probs, strict=True)
     ]

@@ -231,6 +231,7 @@ def train_passes(
     streams = streams or Streams.seeded(seed)
     rng, augment_rng = streams.shuffle, streams.augment
     steps = math.ceil(len(dataset.train) / batch_size)
+    model.pixel_max = dataset.pixel_max  # what its inputs are divided by: Model.predict divides raw images by it
     for epoch in range(first_epoch, epochs + 1) if epochs is not None else itertools.count(first_epoch):
         of = f"/{epochs}" if epochs is not None else ""
         bar = tqdm(total=steps, desc=f"epoch {epoch}{of}", leave=False, disable=not progress, unit="batch")

@@ -32,7 +32,7 @@ def test_the_contenders_train_the_configured_default():
     # The timed step is `mlplab train`'s default run: the suite's constants are configs/two_layer.yaml's.
     default = configs.resolve(Path(suite.REPO) / "configs" / "two_layer.yaml")
     assert (default["learning_rate"], default["reg"]) == (suite.LR, suite.REG)
-    assert (default["batch_size"], default["hidden_size"], default["momentum"]) == (64, 128, 0.0)
+    assert (default["batch_size"], default["hidden_sizes"], default["momentum"]) == (64, [128], 0.0)
 
 
 def test_pytorch_contender_computes_the_same_training_as_mlplab():

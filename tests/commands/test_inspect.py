@@ -103,7 +103,7 @@ def test_a_run_another_process_is_training_shows_the_epochs_so_far(tmp_path: Pat
 
 def test_a_run_made_before_diagnostics_shows_what_it_has(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "old"
-    train({"type": "TwoLayerNet", "hidden_size": 16}, run, epochs=2, threads=1, diagnostics=False)
+    train({"type": "TwoLayerNet", "hidden_sizes": [16]}, run, epochs=2, threads=1, diagnostics=False)
     status, stdout, stderr = call(capsys, "inspect", str(run), "--out", str(tmp_path / "r"))
     assert status == 0 and stderr == ""
     assert "note: no diagnostics.json: the run was recorded before diagnostics existed" in stdout

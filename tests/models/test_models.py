@@ -255,3 +255,141 @@ def test_bad_model_files(tmp_path: Path, case: str) -> None:
     with pytest.raises(MlplabError) as info:
         Model.load(path)
     assert BAD_MODEL_FILES[case] in str(info.value)
+
+
+# --- constructor arguments, recorded once by Model -----------------------------------------------------------
+
+
+def test_each_model_records_every_constructor_argument_as_called_or_defaulted() -> None:
+    from mlplab.models import CNN, MLP
+
+    assert SoftmaxRegression(64, seed=3).hyper == {"input_size": 64, "num_classes": 10, "seed": 3, "dtype": "float32"}
+    assert TwoLayerNet(64, 16, dtype="float64").hyper == {
+        "input_size": 64,
+        "hidden_sizes": [16],
+        "num_classes": 10,
+        "seed": 1024,
+        "dtype": "float64",
+    }
+    assert MLP(64, (8, 4), activation="tanh").hyper == {
+        "input_size": 64,
+        "hidden_sizes": [8, 4],  # the tuple as the list a model file gives back
+        "num_classes": 10,
+        "activation": "tanh",
+        "init": "he",
+        "dropout": 0.0,
+        "seed": 1024,
+        "dtype": "float32",
+    }
+    cnn = CNN(64, conv_channels=(2,), kernel_size=3, hidden_sizes=(4,))
+    assert cnn.hyper == {
+        "input_size": 64,
+        "image_shape": [8, 8, 1],  # worked out from input_size: what rebuilds the same network
+        "num_classes": 10,
+        "conv_channels": [2],
+        "kernel_size": 3,
+        "conv_padding": "valid",
+        "pool": 2,
+        "hidden_sizes": [4],
+        "activation": "relu",
+        "init": "he",
+        "dropout": 0.0,
+        "batch_norm": False,
+        "seed": 1024,
+        "dtype": "float32",
+    }
+    for model in (cnn, MLP(64, [3]), TwoLayerNet(64, 5)):
+        rebuilt = build_model(type(model).__name__, **json.loads(json.dumps(model.hyper)))
+        assert rebuilt.hyper == model.hyper and rebuilt.state().keys() == model.state().keys()
+
+
+def test_an_older_keyword_spelling_is_taken_and_not_recorded(tmp_path: Path) -> None:
+    old = TwoLayerNet(input_size=4, hidden_size=3)
+    assert old.hyper == TwoLayerNet(4, [3]).hyper and "hidden_size" not in old.hyper
+    loaded, _ = Model.load(write_npz(tmp_path / "old.npz", TWO_LAYER, **GOOD_PARAMS))  # a file from before
+    assert loaded.hyper["hidden_sizes"] == [3] and loaded.params["W1"].shape == (4, 3)
+    with pytest.raises(MlplabError, match="TwoLayerNet has one hidden layer: hidden_sizes takes one width"):
+        TwoLayerNet(4, [3, 2])
+
+
+def test_a_subclass_of_a_model_records_its_own_arguments() -> None:
+    from mlplab.models import MLP
+
+    class Square(MLP):
+        """An MLP of `depth` hidden layers of one width."""
+
+        def __init__(self, input_size: int = 64, width: int = 8, depth: int = 2, seed: int = 0) -> None:
+            super().__init__(input_size, [width] * depth, seed=seed)
+
+    try:
+        model = Square(width=5)
+        assert {k: model.hyper[k] for k in ("input_size", "width", "depth", "seed")} == {
+            "input_size": 64,
+            "width": 5,
+            "depth": 2,
+            "seed": 0,
+        }
+        assert [p.shape for p in build_model("Square", **model.hyper).params.values()][:3] == [(64, 5), (5,), (5, 5)]
+    finally:
+        Model.registry.pop("Square")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dropout": -0.1}, r"dropout must be in \[0, 1\), got -0.1"),
+        ({"init": "lecun"}, "unknown init 'lecun'; choose one of he, xavier, assignment"),
+        ({"activation": "gelu"}, "unknown activation 'gelu'; choose one of sigmoid, tanh, relu, softsign"),
+    ],
+)
+def test_the_layers_check_what_they_take(kwargs: dict, message: str) -> None:
+    from mlplab.models import CNN, MLP
+
+    with pytest.raises(MlplabError, match=message):
+        MLP(8, [4], **kwargs)
+    with pytest.raises(MlplabError, match=message):
+        CNN(64, conv_channels=[2], kernel_size=3, hidden_sizes=[4], **kwargs)
+    for pool in (0, -1):
+        with pytest.raises(MlplabError, match="a pooling window must be ≥ 1"):
+            CNN(64, conv_channels=[2], kernel_size=3, pool=pool)
+
+
+# --- one input convention: raw images, as ONNX and `mlplab predict` take them ------------------------------------
+
+
+def test_predict_takes_the_datasets_raw_arrays_with_the_scale_it_was_trained_on(tmp_path: Path) -> None:
+    from mlplab import data
+    from mlplab.models import MLP
+    from mlplab.optim import SGD
+    from mlplab.training import fit
+
+    digits = data.load("digits")
+    model = MLP(64, [32], seed=0)
+    assert model.pixel_max is None
+    with pytest.raises(MlplabError, match=r"pass pixel_max, e\.g\. 255 for MNIST, 16 for digits"):
+        model.predict(digits.test.x)
+    fit(model, SGD(0.1, momentum=0.9), digits, epochs=2, batch_size=16, seed=0, progress=False)
+    assert model.pixel_max == digits.pixel_max == 16
+    raw = digits.test.x  # uint8 rows in 0..16, as the dataset holds them
+    by_hand = F.softmax(model.scores(raw.astype(np.float32) / np.float32(16)).astype(np.float64))
+    np.testing.assert_array_equal(model.predict_proba(raw), by_hand)
+    np.testing.assert_array_equal(model.predict(raw), by_hand.argmax(1))
+    np.testing.assert_array_equal(model.predict(raw.reshape(-1, 8, 8)), by_hand.argmax(1))  # images, not rows
+    assert model.predict(raw[0]).shape == (1,) and model.predict_proba(raw[:0]).shape == (0, 10)
+    assert (model.predict(raw) == digits.test.y).mean() > 0.8
+
+    model.save(tmp_path / "m.npz")  # no meta given: the file still records the pixel scale
+    loaded, meta = Model.load(tmp_path / "m.npz")
+    assert meta == {"pixel_max": 16.0} and loaded.pixel_max == 16.0
+    np.testing.assert_array_equal(loaded.predict_proba(raw), model.predict_proba(raw))
+    assert not np.array_equal(loaded.predict_proba(raw, pixel_max=255), model.predict_proba(raw))  # an override
+    with pytest.raises(MlplabError, match="MLP takes 64 pixels per image, got 63"):
+        loaded.predict(raw[:, :63])
+
+
+def test_a_model_file_without_a_pixel_scale_asks_for_one(tmp_path: Path) -> None:
+    loaded, meta = Model.load(write_npz(tmp_path / "old.npz", TWO_LAYER, **GOOD_PARAMS))
+    assert meta == {} and loaded.pixel_max is None
+    with pytest.raises(MlplabError, match="pass pixel_max"):
+        loaded.predict(np.zeros((2, 4)))
+    assert loaded.predict(np.zeros((2, 4)), pixel_max=255).tolist() == [0, 0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mlplab.choices import ACTIVATIONS, CONV_PADDINGS
 from mlplab.errors import MlplabError
 from mlplab.files import quoted
 
@@ -21,11 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--hidden-sizes and --activation (default: two_layer)",
     )
     check.add_argument("--hidden-sizes", default="32,16", help="MLP widths, comma-separated (default: 32,16)")
-    check.add_argument("--activation", default="sigmoid", help="MLP/CNN activation (default: sigmoid)")
+    check.add_argument(
+        "--activation", choices=ACTIVATIONS, default="sigmoid", help="MLP/CNN activation (default: sigmoid)"
+    )
     check.add_argument("--conv-channels", default="3,4", help="CNN filters per conv block (default: 3,4)")
     check.add_argument("--kernel-size", type=int, default=3, help="CNN kernel size (default: 3)")
     check.add_argument(
-        "--conv-padding", default="circular", help="CNN padding: valid, same or circular (default: circular)"
+        "--conv-padding", choices=CONV_PADDINGS, default="circular", help="CNN padding (default: circular)"
     )
     check.add_argument(
         "--batch-norm",

@@ -206,7 +206,8 @@ class Network:
         return total / len(y), hits / len(y)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
-        """Class scores (pre-softmax) of a batch in evaluation mode, in a new array."""
+        """Class scores (pre-softmax) of a batch in evaluation mode, in a new array; x as training batches are,
+        pixels divided by the data's pixel_max (`Model.predict`/`predict_proba` take the raw images)."""
         return self.forward(x, train=False).copy()
 
     def folds_input_affine(self, size: int) -> bool:

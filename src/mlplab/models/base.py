@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,27 +17,79 @@ from mlplab import files
 from mlplab.data.readers import MAX_DATA_BYTES
 from mlplab.errors import MlplabError
 from mlplab.files import quoted, quoted_text
+from mlplab.functional import softmax
 from mlplab.layers import Layer, Network
 from mlplab.layers.base import Shape
-from mlplab.limits import check_model_fits
+from mlplab.limits import EVAL_BATCH, check_model_fits
 
 FORMAT_VERSION = 1
 
 
 class Model(Network):
-    """A named network whose constructor arguments (`hyper`) rebuild it: the unit of model files and configs."""
+    """A named network whose constructor arguments (`hyper`) rebuild it: the unit of model files and configs.
+
+    A subclass's constructor arguments are recorded once, here, as scikit-learn's get_params reads `__init__`'s
+    signature: every positional-or-keyword parameter with the value it was called with (or its default). A
+    subclass builds its layers and calls `Model.__init__(layers, input_shape, dtype, **normalized)`, passing only
+    the arguments it normalized (a tuple of widths as a list, the image shape it worked out); keyword-only
+    parameters are older spellings it still accepts (TwoLayerNet's `hidden_size`) and are not recorded.
+    """
 
     registry: ClassVar[dict[str, type[Model]]] = {}
+    _arguments: dict[str, Any]  # the subclass constructor's, bound by `_recording`
+    pixel_max: float | None = None
+    """The largest raw pixel value of the images the model learned from (255 for MNIST, 16 for digits), which its
+    inputs were divided by: set by training (`training.fit`, `fit_until_memorized`) and by `Model.load` from the
+    file; `predict` and `predict_proba` divide raw images by it."""
 
     def __init__(
-        self, layers: Sequence[Layer], input_shape: Shape, dtype: str | np.dtype = "float32", **hyper: Any
+        self, layers: Sequence[Layer], input_shape: Shape, dtype: str | np.dtype = "float32", **normalized: Any
     ) -> None:
         super().__init__(layers, input_shape, dtype)
-        self.hyper = {**hyper, "dtype": self.dtype.name}
+        self.input_shape = tuple(input_shape)
+        arguments = getattr(self, "_arguments", {})
+        self.hyper = {**arguments, **normalized, "dtype": self.dtype.name}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         Model.registry[cls.__name__] = cls
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _recording(cls.__init__)  # type: ignore[method-assign]
+
+    def predict_proba(self, images: Any, pixel_max: float | None = None) -> np.ndarray:
+        """Class probabilities (n, classes), float64, of raw images: the dataset's own arrays, as the exported ONNX
+        model and `mlplab predict` take them.
+
+        `images` holds pixel values in 0..pixel_max (0–255 for MNIST and Fashion-MNIST, 0–16 for digits): rows
+        (n, input_size) such as `dataset.test.x`, one row, or images (n, H, W[, C]). They are divided by
+        `pixel_max` — by default the model's own (`Model.pixel_max`, from its file or its training data) — as
+        training batches were, and scored in evaluation mode (no dropout) a batch at a time. `scores` is the
+        lower level: it takes inputs already divided and returns logits.
+        """
+        scale = pixel_max if pixel_max is not None else self.pixel_max
+        if scale is None:
+            raise MlplabError(
+                "the model does not know the pixel scale of its images (it was neither trained by mlplab.training "
+                "nor loaded from a file that records it): pass pixel_max, e.g. 255 for MNIST, 16 for digits"
+            )
+        x = np.asarray(images)
+        x = x[None] if x.ndim == 1 else x.reshape(x.shape[0], math.prod(x.shape[1:]))
+        inputs = math.prod(self.input_shape)
+        if x.shape[1] != inputs:
+            raise MlplabError(f"{type(self).__name__} takes {inputs} pixels per image, got {x.shape[1]}")
+        x = x.astype(self.dtype) * np.asarray(1.0 / scale, self.dtype)  # as training batches are scaled
+        classes = math.prod(self.output_shape)
+        with np.errstate(over="ignore", invalid="ignore"):  # evaluation-sized batches: memory as check_model_fits said
+            scores = [self.scores(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)]
+            probs = softmax(np.concatenate(scores).astype(np.float64)) if scores else np.zeros((0, classes))
+        if not np.isfinite(probs).all():
+            raise MlplabError(f"the model's scores overflow {self.dtype} on these images: no probability to report")
+        return probs
+
+    def predict(self, images: Any, pixel_max: float | None = None) -> np.ndarray:
+        """The most probable class of each raw image (n,), read as `predict_proba` reads them."""
+        labels: np.ndarray = self.predict_proba(images, pixel_max).argmax(axis=1)
+        return labels
 
     def state(self) -> dict[str, np.ndarray]:
         """A copy of the parameters and buffers (for keeping the best-by-validation model)."""
@@ -53,7 +106,11 @@ class Model(Network):
 
     def archive(self, **meta: Any) -> dict[str, np.ndarray]:
         """The arrays of a model file: a JSON header (type, constructor arguments, `meta`), the parameters
-        (param/W1, …) and the buffers (buffer/running_mean2, …: none unless the model has BatchNorm layers)."""
+        (param/W1, …) and the buffers (buffer/running_mean2, …: none unless the model has BatchNorm layers).
+
+        `meta` gets the model's `pixel_max` when it knows it and `meta` does not say, so the file records it."""
+        if self.pixel_max is not None and "pixel_max" not in meta:
+            meta = {**meta, "pixel_max": self.pixel_max}
         header = {"format": FORMAT_VERSION, "model": type(self).__name__, "hyper": self.hyper, "meta": meta}
         return {
             "__header__": np.array(json.dumps(header)),
@@ -63,10 +120,20 @@ class Model(Network):
 
     @staticmethod
     def load(path: str | Path) -> tuple[Model, dict[str, Any]]:
-        """Read a model file written by `save`, without pickle; returns (model, meta).
+        """Read a model file written by `save` (or `mlplab train`'s model.npz), without pickle; returns (model, meta).
+
+        The model is rebuilt from the header's type and constructor arguments, with the stored parameters and
+        buffers, in evaluation-ready state. `meta` is what was saved beside them: for a file of `mlplab train`,
+        `dataset` and `data_dir` (where its data is), `pixel_max` (the largest raw pixel value of its images: 255
+        for MNIST, 16 for digits) and `best_epoch` (the epoch whose parameters these are). The model's
+        `pixel_max` is set from the file, so `model.predict(images)` and `model.predict_proba(images)` take the
+        dataset's raw arrays (0..pixel_max), as the exported ONNX model and `mlplab predict` do; `model.scores(x)`
+        takes x already divided by pixel_max and returns logits.
 
         Every member's declared shape and dtype is checked against its stored size before it is read, and the
-        model the header describes against this machine's memory before it is built.
+        model the header describes against this machine's memory before it is built; parameters that are not
+        finite and meta values that evaluate, predict and export cannot use are refused. Any problem is one
+        MlplabError naming the file.
         """
         path = Path(path)
         if not path.is_file():
@@ -105,9 +172,11 @@ class Model(Network):
                     raise MlplabError(f"{path}: buffer {name} holds a negative variance ({stored[name].min():g})")
                 p[...] = stored[name]
         try:
-            return model, checked_meta(header.get("meta", {}))
+            meta = checked_meta(header.get("meta", {}))
         except MlplabError as exc:
             raise MlplabError(f"{path}: {exc}") from None
+        model.pixel_max = meta.get("pixel_max")
+        return model, meta
 
 
 def checked_meta(meta: Any) -> dict[str, Any]:
@@ -124,6 +193,24 @@ def checked_meta(meta: Any) -> dict[str, Any]:
     if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
         raise MlplabError(f"its best_epoch is {quoted(epoch, 60)}, not an epoch number")
     return meta
+
+
+def _recording(init: Callable[..., None]) -> Callable[..., None]:
+    """`init`, first binding its arguments into `self._arguments` (the outermost constructor's, for a subclass of
+    a subclass); `inspect.signature` still reads `init`'s own signature through `__wrapped__`."""
+    signature = inspect.signature(init)
+    recorded_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.POSITIONAL_ONLY)
+    names = [name for name, p in list(signature.parameters.items())[1:] if p.kind in recorded_kinds]
+
+    @functools.wraps(init)
+    def recording(self: Model, *args: Any, **kwargs: Any) -> None:
+        if not hasattr(self, "_arguments"):
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            self._arguments = {name: bound.arguments[name] for name in names}
+        init(self, *args, **kwargs)
+
+    return recording
 
 
 MAX_HEADER_BYTES = 1 << 20

@@ -49,10 +49,8 @@ class CNN(Model):
         conv_channels, hidden_sizes = [int(c) for c in conv_channels], [int(h) for h in hidden_sizes]
         if conv_padding not in CONV_PADDINGS:
             raise MlplabError(f"unknown conv_padding {conv_padding!r}; choose one of {', '.join(CONV_PADDINGS)}")
-        if not conv_channels or min(conv_channels) < 1 or any(h < 1 for h in hidden_sizes):
+        if not conv_channels or any(h < 1 for h in hidden_sizes):  # the layers check filters, kernel and pool
             raise MlplabError(f"conv_channels and hidden_sizes must be ≥ 1, got {conv_channels}, {hidden_sizes}")
-        if kernel_size < 1 or pool < 1:
-            raise MlplabError(f"kernel_size and pool must be ≥ 1, got {kernel_size}, {pool}")
         if not isinstance(batch_norm, bool):
             raise MlplabError(f"batch_norm must be true or false, got {batch_norm!r}")
         layers = _layers(
@@ -70,24 +68,8 @@ class CNN(Model):
             seed,
             dtype,
         )
-        super().__init__(
-            layers,
-            (input_size,),
-            dtype,
-            input_size=input_size,
-            image_shape=list(shape),
-            num_classes=num_classes,
-            conv_channels=conv_channels,
-            kernel_size=kernel_size,
-            conv_padding=conv_padding,
-            pool=pool,
-            hidden_sizes=hidden_sizes,
-            activation=activation,
-            init=init,
-            dropout=dropout,
-            seed=seed,
-            batch_norm=batch_norm,
-        )
+        normalized = {"image_shape": list(shape), "conv_channels": conv_channels, "hidden_sizes": hidden_sizes}
+        super().__init__(layers, (input_size,), dtype, **normalized)
 
 
 def _image_shape(input_size: int, image_shape: Sequence[int] | None) -> tuple[int, int, int]:
@@ -133,7 +115,7 @@ def _layers(
         layers.append(Conv2D(geometry, filters, rng, dtype, bias=not batch_norm))
         if batch_norm:
             layers.append(BatchNorm(filters, dtype=dtype))
-        if pool > 1:
+        if pool != 1:  # MaxPool2D refuses a window below 1
             if min(h, w) < pool:
                 raise MlplabError(f"CNN: a {h}×{w} feature map is smaller than the {pool}×{pool} pooling window")
             layers.append(MaxPool2D(pool, dtype))

@@ -8,7 +8,7 @@ from itertools import pairwise
 import numpy as np
 
 from mlplab.errors import MlplabError
-from mlplab.layers import ACTIVATIONS, INITS, Dense, Dropout, Layer, activation
+from mlplab.layers import Dense, Dropout, Layer, activation
 from mlplab.models.base import Model
 
 
@@ -31,26 +31,10 @@ class MLP(Model):
         dtype: str = "float32",
     ):
         hidden_sizes = [int(h) for h in hidden_sizes]
-        if activation not in ACTIVATIONS:
-            raise MlplabError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
-        if init not in INITS:
-            raise MlplabError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-        if not 0.0 <= dropout < 1.0:
-            raise MlplabError(f"dropout must be in [0, 1), got {dropout}")
-        if any(h < 1 for h in hidden_sizes):
+        if any(h < 1 for h in hidden_sizes):  # the layers check the activation, the init and the dropout
             raise MlplabError(f"hidden sizes must be ≥ 1, got {hidden_sizes}")
-        super().__init__(
-            _layers(input_size, hidden_sizes, num_classes, activation, init, dropout, seed, dtype),
-            (input_size,),
-            dtype,
-            input_size=input_size,
-            hidden_sizes=hidden_sizes,
-            num_classes=num_classes,
-            activation=activation,
-            init=init,
-            dropout=dropout,
-            seed=seed,
-        )
+        layers = _layers(input_size, hidden_sizes, num_classes, activation, init, dropout, seed, dtype)
+        super().__init__(layers, (input_size,), dtype, hidden_sizes=hidden_sizes)
         self.depth = len(hidden_sizes) + 1
         self.activation, self.init, self.dropout = activation, init, dropout
 
@@ -95,7 +79,7 @@ def dense_layers(
     layers: list[Layer] = []
     for fan_in, fan_out in pairwise(sizes[:-1]):
         layers += [Dense(fan_in, fan_out, rng, init, dtype=dtype), activation(activation_name, dtype)]
-        if dropout > 0:
+        if dropout:  # Dropout refuses a rate outside [0, 1)
             layers.append(Dropout(dropout, dropout_rng, dtype))
     layers.append(Dense(sizes[-2], sizes[-1], rng, init, dtype=dtype))
     return layers

@@ -14,4 +14,4 @@ class SoftmaxRegression(Model):
     def __init__(self, input_size: int = 784, num_classes: int = 10, seed: int = 1024, dtype: str = "float32"):
         rng = np.random.default_rng(seed)
         layers = [Dense(input_size, num_classes, rng, init="assignment", bias=False, dtype=dtype), ReLU(dtype)]
-        super().__init__(layers, (input_size,), dtype, input_size=input_size, num_classes=num_classes, seed=seed)
+        super().__init__(layers, (input_size,), dtype)

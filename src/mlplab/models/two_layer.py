@@ -39,12 +39,4 @@ class TwoLayerNet(Model):
             Sigmoid(dtype),
             Dense(widths[0], num_classes, rng, init="assignment", dtype=dtype),
         ]
-        super().__init__(
-            layers,
-            (input_size,),
-            dtype,
-            input_size=input_size,
-            hidden_sizes=widths,
-            num_classes=num_classes,
-            seed=seed,
-        )
+        super().__init__(layers, (input_size,), dtype, hidden_sizes=widths)
