@@ -12,7 +12,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from mlplab import __version__
 from mlplab.commands import COMMANDS
 from mlplab.errors import MlplabError
 from mlplab.files import quoted_text, release_outputs
@@ -48,9 +47,25 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class VersionAction(argparse.Action):
+    """--version: what would be recorded as a result's provenance, in short (found only when asked)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        from mlplab.provenance import short
+
+        print(short())
+        parser.exit()
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="mlplab", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"mlplab {__version__}")
+    parser.add_argument(
+        "--version",
+        action=VersionAction,
+        nargs=0,
+        default=argparse.SUPPRESS,
+        help="show mlplab's version and commit, Python, NumPy, SciPy, numba, the BLAS and the CPU, and exit",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
         command.register(sub)

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from tests.test_hostile import FAST, mlplab, silent_listener
 
 from mlplab.experiments.study_storage import driver_url
+from tests.hostile.harness import FAST, mlplab, silent_listener
 
 
 @pytest.mark.slow

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
-from tests.test_hostile import BLAS, FAST, assert_no_orphans
+
+from tests.hostile.harness import BLAS, FAST, assert_no_orphans
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = os.fsdecode(b"r\xff\xfe-\xe9t\xe9")  # Latin-1 bytes: not UTF-8

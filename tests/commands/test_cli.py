@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import IDX_NAMES, ONE_THREAD, WriteIdx
 from mlplab import config as configs
 from mlplab.cli import main
 from mlplab.errors import MlplabError
 from mlplab.models import Model, TwoLayerNet
+from tests.conftest import IDX_NAMES, ONE_THREAD, WriteIdx
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TIMING_KEYS = ("epoch_seconds", "total_seconds")
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -119,10 +119,8 @@ def test_train_writes_metrics_curves_and_model(digits_run: tuple[Path, subproces
         "num_classes": 10,
     }
     assert metrics["config"] == configs.applicable(configs.resolve(CONFIGS / "digits.yaml"))
-    assert {"hidden_size", "momentum"} <= set(metrics["config"])  # what a Two-Layer Net with SGD uses, and only that
-    assert not {"hidden_sizes", "activation", "init", "dropout", "beta1", "beta2", "weight_decay"} & set(
-        metrics["config"]
-    )
+    assert {"hidden_sizes", "momentum"} <= set(metrics["config"])  # what a Two-Layer Net with SGD uses, and only that
+    assert not {"activation", "init", "dropout", "beta1", "beta2", "weight_decay"} & set(metrics["config"])
     png = (out / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     model, meta = Model.load(out / "model.npz")
