@@ -159,6 +159,11 @@ OPTIONS: dict[str, Option] = {
         f"must be {one_of(choices.NORMALIZATIONS)}",
         "per-pixel (x − mean)/std from the training split",
     ),
+    "diagnostics": Option(
+        bool,
+        True,
+        help="measure every layer on a validation probe at epoch 0 and after each epoch: diagnostics.json",
+    ),
 }
 ALIASES = {"model": "type", "lr": "learning_rate"}
 """Other spellings of a key, taken silently (the assignment's files say model and lr)."""
@@ -384,6 +389,10 @@ OPTIMIZER_KEYS: dict[str, tuple[str, ...]] = {
 SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {"milestones": ("step",), "gamma": ("step",)}
 
 
+MEASURING_KEYS = frozenset({"diagnostics"})
+"""Keys that change what is measured of a run, never its numbers: not part of a run's identity."""
+
+
 def applicable(config: dict[str, Any]) -> dict[str, Any]:
     """The keys that shape a run of this model type, optimizer and schedule: what metrics.json records.
 
@@ -398,6 +407,8 @@ def applicable(config: dict[str, Any]) -> dict[str, Any]:
     model_keys = {k for cls in Model.registry.values() for k in inspect.signature(cls.__init__).parameters}
     out = {}
     for key, value in config.items():
+        if key in MEASURING_KEYS:
+            continue
         if key in model_keys and key in OPTIONS and key not in takes:
             continue
         if key in OPTIMIZER_KEYS and config.get("optimizer", "sgd") not in OPTIMIZER_KEYS[key]:

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from mlplab import data as datasets
     from mlplab.checkpoint import CHECKPOINT_NAME
-    from mlplab.run import run_checkpoint, train_run
+    from mlplab.run import make_model, run_checkpoint, train_run
 
     config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     out = claim_output(args.out)  # checked writable and held before any data is read or training starts
@@ -48,6 +48,7 @@ def run_train(args: argparse.Namespace) -> int:
     resumed = checkpoint.check()  # before any data is read: another config's checkpoint is refused at once
     dataset = datasets.load(config["dataset"], config["data_dir"])
     print(run_header(config, dataset), flush=True)
+    print(make_model(config, dataset).summary(), flush=True)
     if resumed is not None:
         print(f"resuming after epoch {resumed}/{config['epochs']} from {checkpoint.path}", flush=True)
 
