@@ -118,3 +118,20 @@ def test_a_config_file_that_never_ends_is_refused(tmp_path: Path, kind: str, opt
     result = mlplab(*command, option, path, "--out", str(tmp_path / "o"), isolate=True, timeout=60)
     result.refused(path, needle)
     assert 0 < result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "/dev/zero"])
+def test_a_finished_runs_metrics_replaced_by_a_special_file_is_refused(tmp_path: Path, kind: str) -> None:
+    """A rerun reads each finished run's metrics.json: a FIFO there would wait for a writer, /dev/zero never end."""
+    args = ("sweep", "learning_rate", "0.1", *FAST, "--workers", "1", "--out", str(tmp_path / "s"))
+    assert mlplab(*args, isolate=True).code == 0
+    metrics = tmp_path / "s" / "runs" / "learning_rate=0.1" / "metrics.json"
+    metrics.unlink()
+    if kind == "FIFO":
+        os.mkfifo(metrics)
+    else:
+        metrics.symlink_to("/dev/zero")
+    shown = "FIFO" if kind == "FIFO" else "character device"
+    result = mlplab(*args, isolate=True, timeout=60)
+    result.refused(str(metrics), f"not a regular file (a {shown})", "delete that run directory")
+    assert 0 < result.peak_mb < 400, f"peak RSS {result.peak_mb:.0f} MB"
