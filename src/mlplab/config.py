@@ -15,8 +15,8 @@ import yaml
 
 from mlplab import choices
 from mlplab.choices import one_of
-from mlplab.errors import ConfigError
-from mlplab.files import quoted, quoted_text
+from mlplab.errors import ConfigError, MlplabError
+from mlplab.files import quoted, quoted_text, read_capped
 
 
 @dataclass(frozen=True)
@@ -247,11 +247,13 @@ def load_yaml(path: str | Path, what: str = "config file") -> Any:
     """Parse a YAML file; a missing, unreadable, oversized or broken one is a ConfigError naming the file."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_YAML_BYTES:
-            raise OSError(f"{path.stat().st_size:,} bytes is too large for a {what} (limit {MAX_YAML_BYTES:,})")
-        return bounded_yaml(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such {what}") from None
+        data = read_capped(path, MAX_YAML_BYTES, what)  # never /dev/zero to the end, nor a FIFO's missing writer
+    except MlplabError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        reason = f"no such {what}" if reason == "no such file" else f"cannot read: {reason}"
+        raise ConfigError(f"{path}: {reason}") from None
+    try:
+        return bounded_yaml(data.decode("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {quoted_text(str(exc), 200)}") from None
     except yaml.YAMLError as exc:

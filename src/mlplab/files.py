@@ -13,6 +13,7 @@ import math
 import os
 import shlex
 import socket
+import stat
 import sys
 import tempfile
 import time
@@ -303,6 +304,43 @@ def _read_holder(fd: int) -> str:
         if text:
             return text
     return "another process"
+
+
+# --- reading what the user names --------------------------------------------------------------------------------
+
+
+def open_regular(path: str | Path, what: str = "file") -> IO[bytes]:
+    """`path` opened for reading, refused with one line unless it is a regular file: opening a FIFO would wait for
+    a writer forever, and a device such as /dev/zero never ends."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens without waiting
+    except FileNotFoundError:
+        raise MlplabError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise MlplabError(f"{path}: cannot open the {what} ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise MlplabError(f"{path}: is a directory, not a {what}")
+        raise MlplabError(f"{path}: not a regular file (a {special_kind(mode)})")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def special_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+    return next((name for test, name in kinds if test(mode)), "socket")
+
+
+def read_capped(path: str | Path, limit: int, what: str = "file") -> bytes:
+    """A regular file's bytes, refused past `limit` bytes (counted as read: a file may grow while it is read)."""
+    with open_regular(path, what) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise MlplabError(f"{path}: more than {limit:,} bytes is too large for a {what}")
+    return data
 
 
 # --- values quoted in messages ------------------------------------------------------------------------------

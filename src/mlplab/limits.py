@@ -12,19 +12,25 @@ from typing import Any
 
 from mlplab.errors import MlplabError
 
+CONNECT_TIMEOUT = 15.0  # seconds to reach a server (Dask scheduler, PostgreSQL) and hear back from it
 EVAL_BATCH = 2000  # samples per evaluation batch (training.evaluate, predict)
 COPIES_IN_TRAINING = 5  # parameters, gradients, the best-by-validation snapshot and up to two optimizer moments
 
 
 def seconds_from_env(name: str, default: float) -> float:
     """A timeout: `default` seconds, or the environment variable `name` when set (tests, slow networks)."""
+    return number_from_env(name, default, "seconds", 86400)
+
+
+def number_from_env(name: str, default: float, unit: str, most: float) -> float:
+    """A positive setting below `most` `unit`: `default`, or the environment variable `name` when set."""
     text = os.environ.get(name, "")
     try:
         value = float(text) if text else default
     except ValueError:
-        raise MlplabError(f"{name} must be a number of seconds, got {text[:40]!r}") from None
-    if not 0 < value < 86400:
-        raise MlplabError(f"{name} must be between 0 and 86400 seconds, got {value}")
+        raise MlplabError(f"{name} must be a number of {unit}, got {text[:40]!r}") from None
+    if not 0 < value < most:
+        raise MlplabError(f"{name} must be between 0 and {most:g} {unit}, got {value}")
     return value
 
 
@@ -48,6 +54,7 @@ def layer_widths(model: str, hyper: Mapping[str, Any]) -> Sequence[int] | None:
         hidden = [hyper["hidden_size"]]
     elif model in ("TwoLayerNet", "MLP"):
         hidden = hyper.get("hidden_sizes", [128])
+        hidden = [hidden] if isinstance(hidden, int) else hidden
         if not isinstance(hidden, list | tuple):
             return None
     else:

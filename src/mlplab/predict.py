@@ -8,17 +8,16 @@ any PNG/JPEG/BMP of any size and colour, dark ink on light paper or light on dar
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from mlplab.errors import MlplabError
+from mlplab.files import open_regular
 from mlplab.models import Model
 
 PAPER_LEVEL = 0.25  # of the full ink range: fainter differences from the paper are its texture or shading
@@ -56,37 +55,13 @@ WORKING_SIDE = 2048  # the ink is scaled to 20 px in the end: more resolution th
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
-def open_regular(path: str | Path) -> BinaryIO:
-    """The file for reading, refused unless it is a regular file: opening a FIFO would wait for a writer forever,
-    and a device such as /dev/zero never ends."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens without waiting
-    except FileNotFoundError:
-        raise MlplabError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise MlplabError(f"{path}: cannot open the image ({exc.strerror})") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise MlplabError(f"{path}: is a directory, not an image")
-        raise MlplabError(f"{path}: not a regular file (a {special_kind(mode)}), skipped")
-    return os.fdopen(fd, "rb")
-
-
-def special_kind(mode: int) -> str:
-    """What a non-regular file is, in words."""
-    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
-    return next((name for test, name in kinds if test(mode)), "socket")
-
-
 def read_image(path: str | Path) -> np.ndarray:
     """A grayscale image as floats in [0, 1], upright as its EXIF orientation says; transparent areas count as
     white paper; 16-bit images keep their full range."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with open_regular(path) as handle, warnings.catch_warnings():
+        with open_regular(path, "image") as handle, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(handle) as opened:
                 width, height = opened.size

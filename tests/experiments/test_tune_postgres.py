@@ -79,3 +79,17 @@ def test_two_processes_started_at_once_share_one_study(fresh_database: str, tmp_
     assert best[0]["trial"] == best[1]["trial"] == study.best_trial.number
     assert best[0]["val_acc"] == best[1]["val_acc"] == study.best_value
     assert study.best_value > 0.5
+    assert_best_run_dir_is_where_it_ran(best, outs)
+
+
+def assert_best_run_dir_is_where_it_ran(best: list[dict], outs: list[Path]) -> None:
+    """Both processes' best.json name the same run directory: the one under the --out of the process that ran the
+    best trial (not each its own --out), on this host, holding that trial's files."""
+    import socket
+
+    assert best[0]["run_dir"] == best[1]["run_dir"] and best[0]["host"] == best[1]["host"] == socket.gethostname()
+    run_dir = Path(best[0]["run_dir"])
+    assert run_dir.is_absolute() and run_dir.name == f"trial-{best[0]['trial']:04d}"
+    assert run_dir.parent.parent in [out.absolute() for out in outs]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert max(metrics["val_acc"]) == best[0]["val_acc"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlplab.data.readers import MAX_DATA_BYTES
 from mlplab.errors import DataError
-from mlplab.limits import seconds_from_env
+from mlplab.limits import number_from_env, seconds_from_env
 
 # The four standard files of each dataset; the SHA-256 is of the *uncompressed* IDX bytes, so a mirror's
 # re-compressed copy checks the same as the original.
@@ -112,7 +112,8 @@ def locate(name: str, data_dir: str | Path | None = None, download: bool | None 
 
 
 DOWNLOAD_TIMEOUT = 600.0  # seconds per file, in total: a stalled or crawling mirror is given up on
-STALL_TIMEOUT = 30.0  # seconds without a byte
+STALL_TIMEOUT = 30.0  # seconds without a byte, and the window over which the minimum rate is measured
+MIN_RATE = 10_000  # bytes per second over each window: MNIST's 9.9 MB in at most 17 minutes, a trickle given up on
 
 
 def mirrors(name: str) -> list[str]:
@@ -143,17 +144,31 @@ def fetch(name: str, target: Path) -> dict[str, Path]:
 
 
 class _Deadline:
-    """pooch's progress hook: shows progress on a terminal and ends the download once its time is up."""
+    """The download's progress hook: shows progress on a terminal, and ends the download once its time is up or when
+    fewer than `min_rate` bytes per second arrived over the last `window` seconds (a mirror that trickles)."""
 
-    def __init__(self, url: str, seconds: float) -> None:
-        self.url, self.seconds = url, seconds
-        self.deadline = time.monotonic() + seconds
+    def __init__(self, url: str, seconds: float, window: float, min_rate: float) -> None:
+        self.url, self.seconds, self.window, self.min_rate = url, seconds, window, min_rate
+        self.start = time.monotonic()
+        self.deadline = self.start + seconds
+        self.mark, self.marked = self.start, 0  # the start of the current window, and the bytes by then
         self.total = 0
+        self.received = 0
         self.bar: Any = None
 
     def update(self, n: int) -> None:
-        if time.monotonic() > self.deadline:
+        now = time.monotonic()
+        self.received += n
+        if now > self.deadline:
             raise TimeoutError(f"not finished after {self.seconds:g} s (MLPLAB_DOWNLOAD_TIMEOUT)")
+        if now - self.mark >= self.window:
+            rate = (self.received - self.marked) / (now - self.mark)
+            if rate < self.min_rate:
+                raise TimeoutError(
+                    f"{rate:,.0f} bytes/s over {now - self.mark:.0f} s, slower than the minimum of "
+                    f"{self.min_rate:,.0f} (MLPLAB_DOWNLOAD_MIN_RATE)"
+                )
+            self.mark, self.marked = now, self.received
         if self.bar is None and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -170,24 +185,49 @@ class _Deadline:
             self.bar.close()
 
 
+class _Downloader:
+    """A pooch downloader that hands every piece of data to the progress hook as soon as it arrives.
+
+    pooch's HTTPDownloader reads whole chunks: a mirror sending a byte every few seconds fills none, so nothing
+    would ever look at the clock. Reading with read1 returns after each packet, so a trickle is measured (and a
+    silence ends at the socket's read timeout)."""
+
+    def __init__(self, progress: _Deadline, timeouts: tuple[float, float]) -> None:
+        self.progress, self.timeouts = progress, timeouts
+
+    def __call__(self, url: str, output_file: Any, pooch: Any, check_only: bool = False) -> None:
+        import requests
+
+        with requests.get(url, timeout=self.timeouts, stream=True) as response, open(output_file, "wb") as out:
+            response.raise_for_status()
+            self.progress.total = int(response.headers.get("content-length") or 0)
+            while chunk := response.raw.read1(1 << 16, decode_content=True):
+                out.write(chunk)
+                self.progress.update(len(chunk))
+        self.progress.close()
+
+
 def _download_checked(url: str, final: Path, digest: str) -> None:
-    """Download `url` with pooch beside `final` within the total timeout, check the SHA-256 of the uncompressed
-    bytes (so any mirror's gzip checks the same), then move it into place."""
+    """Download `url` with pooch beside `final` within the total timeout and above the minimum rate, check the
+    SHA-256 of the uncompressed bytes (so any mirror's gzip checks the same), then move it into place."""
     import pooch
     import requests
+    import urllib3
 
     pooch.get_logger().setLevel("WARNING")  # it logs each file's hash at INFO on stderr
     seconds = seconds_from_env("MLPLAB_DOWNLOAD_TIMEOUT", DOWNLOAD_TIMEOUT)
+    stall = min(seconds_from_env("MLPLAB_DOWNLOAD_STALL", STALL_TIMEOUT), seconds)
+    min_rate = number_from_env("MLPLAB_DOWNLOAD_MIN_RATE", MIN_RATE, "bytes per second", 1e12)
     part = final.with_name(f".{final.name}.{os.getpid()}.download")
-    timeouts = (min(10.0, seconds), min(STALL_TIMEOUT, seconds))  # connecting, and waiting for the next bytes
-    downloader = pooch.HTTPDownloader(progressbar=_Deadline(url, seconds), chunk_size=1 << 16, timeout=timeouts)
+    timeouts = (min(10.0, seconds), stall)  # connecting, and waiting for the next bytes
+    downloader = _Downloader(_Deadline(url, seconds, stall, min_rate), timeouts)
     try:
         pooch.retrieve(url, known_hash=None, fname=part.name, path=part.parent, downloader=downloader)
         actual = _gunzipped_sha256(part)
         if actual != digest:
             raise OSError(f"checksum mismatch for {url}: {actual} != {digest}")
         os.replace(part, final)
-    except requests.RequestException as exc:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise OSError(_network_problem(exc, timeouts[1])) from None
     finally:
         part.unlink(missing_ok=True)
@@ -202,7 +242,7 @@ def _network_problem(exc: Exception, stall: float) -> str:
         return "host not found (offline?)"
     if isinstance(exc, requests.ConnectTimeout):
         return "connection timed out"
-    if isinstance(exc, requests.ReadTimeout) or "Read timed out" in text:
+    if isinstance(exc, requests.ReadTimeout) or "Read timed out" in text or "read timeout" in text.lower():
         return f"no data for {stall:g} s"
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return f"HTTP {exc.response.status_code}"

@@ -28,7 +28,7 @@ from mlplab.diagnostics import Diagnostics
 from mlplab.errors import MlplabError
 from mlplab.experiments.store import RunOutcome, RunStore
 from mlplab.files import quoted_text
-from mlplab.limits import seconds_from_env
+from mlplab.limits import CONNECT_TIMEOUT, seconds_from_env
 from mlplab.run import curves_png, train_run
 from mlplab.training import EpochCallback
 
@@ -218,9 +218,6 @@ class LocalExecutor(Executor):
             for process in list(getattr(self.pool, "_processes", {}).values()):
                 process.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-CONNECT_TIMEOUT = 15.0  # seconds to reach a Dask scheduler and hear back from it
 
 
 class DaskExecutor(Executor):

@@ -15,10 +15,12 @@ from mlplab import files
 from mlplab.checkpoint import CHECKPOINT_NAME, Checkpoint
 from mlplab.config import applicable, defaults, upgrade
 from mlplab.errors import MlplabError
+from mlplab.files import read_capped
 from mlplab.models import build_model
 from mlplab.run import RUN_FILES, run_checkpoint, run_dir_files
 
 METRICS = "metrics.json"
+MAX_METRICS_BYTES = 64 << 20  # a 1,000-epoch run's curves are a few hundred KB
 
 
 @dataclass
@@ -60,9 +62,10 @@ class RunStore:
         if not path.exists():
             return None
         try:
-            metrics = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise MlplabError(f"{path}: unreadable ({exc}); delete that run directory to redo it") from None
+            metrics = json.loads(read_capped(path, MAX_METRICS_BYTES, "run's metrics file"))  # not a FIFO's wait
+        except (OSError, ValueError, MlplabError) as exc:
+            why = str(exc).removeprefix(f"{path}: ")
+            raise MlplabError(f"{path}: unreadable ({why}); delete that run directory to redo it") from None
         if not isinstance(metrics, dict) or not isinstance(metrics.get("train_loss"), list):
             raise MlplabError(f"{path}: not a run's metrics; delete that run directory to redo it")
         # A key added to mlplab after the run was made is absent from its config: it ran at that key's default;

@@ -11,6 +11,7 @@ that connection ends, so a killed process never leaves it taken); an SQLite file
 from __future__ import annotations
 
 import fcntl
+import math
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -22,14 +23,21 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from mlplab.limits import CONNECT_TIMEOUT, seconds_from_env
+
 ADVISORY_KEY = zlib.crc32(b"mlplab: one Optuna storage writer at a time")
 WAIT_POLL_SECONDS = 1.0
 
 
 def driver_url(url: str) -> str:
-    """`postgresql://…` with the psycopg (3) driver named, whatever SQLAlchemy's default for the dialect is."""
+    """`postgresql://…` with the psycopg (3) driver named, whatever SQLAlchemy's default for the dialect is, and a
+    connect_timeout (unless the URL sets one): a server that accepts and never answers is given up on after
+    MLPLAB_CONNECT_TIMEOUT seconds (15 by default, as for a Dask scheduler), not psycopg's 130."""
     scheme, sep, rest = url.partition("://")
-    if sep and scheme in ("postgresql", "postgres"):
+    if sep and scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        if "connect_timeout=" not in rest.partition("?")[2]:
+            seconds = max(1, math.ceil(seconds_from_env("MLPLAB_CONNECT_TIMEOUT", CONNECT_TIMEOUT)))
+            rest += f"{'&' if '?' in rest else '?'}connect_timeout={seconds}"
         return f"postgresql+psycopg://{rest}"
     return url
 

@@ -197,7 +197,7 @@ def recover_interrupted(study: optuna.Study, base: dict[str, Any], store: RunSto
         params = configs.upgrade(decoded(t.params))  # a study begun before a key was renamed says the old name
         metrics = store.load(trial_dir(t.number), {**base, **params}) if t.params else None
         if metrics is not None:
-            finish(study, t.number, metrics)
+            finish(study, t.number, metrics, store.path(trial_dir(t.number)))
             continue
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
         if t.params:
@@ -346,13 +346,16 @@ def record(study: optuna.Study, trial: optuna.Trial, outcome: RunOutcome, store:
     """Publish the trial's run directory, then record it in the study: once its files are complete, the trial is
     never trained again (killed before the study heard of it, the next start records it from the files)."""
     metrics = store.save(trial_dir(trial.number), outcome)
-    return finish(study, trial.number, metrics)
+    return finish(study, trial.number, metrics, store.path(trial_dir(trial.number)))
 
 
-def finish(study: optuna.Study, number: int, metrics: dict[str, Any]) -> optuna.trial.FrozenTrial:
-    """Record a finished run as trial `number`'s outcome: one attribute write (summary and curve), then the tell."""
+def finish(study: optuna.Study, number: int, metrics: dict[str, Any], run_dir: Path) -> optuna.trial.FrozenTrial:
+    """Record a finished run as trial `number`'s outcome: one attribute write (summary, curve, and where its files
+    are: this machine and the absolute run directory, which another process sharing the study cannot guess from
+    its own --out), then the tell."""
     s = summarize(metrics)
     info = {k: s[k] for k in ("status", "train_acc", "test_acc", "best_epoch", "epochs_done")}
+    info |= {"host": socket.gethostname(), "run_dir": str(run_dir.absolute())}
     storage = study._storage  # the trial may belong to a killed process: address it by id, not as a Trial
     trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
     storage.set_trial_user_attr(
@@ -410,6 +413,16 @@ def counts(study: optuna.Study) -> dict[str, int]:
     }
 
 
+def where_it_ran(trial: optuna.trial.FrozenTrial, out: Path) -> dict[str, Any]:
+    """The host and absolute run directory holding a trial's files, as the process that recorded it wrote them.
+    A trial recorded before mlplab kept them is placed under this --out when its directory is there, else unknown."""
+    info = run_info(trial)
+    if isinstance(info.get("run_dir"), str):
+        return {"host": info.get("host"), "run_dir": info["run_dir"]}
+    local = (out / "trials" / trial_dir(trial.number)).absolute()
+    return {"host": socket.gethostname(), "run_dir": str(local)} if local.is_dir() else {"host": None, "run_dir": None}
+
+
 def write_outputs(result: TuneResult, space: dict[str, Param]) -> None:
     """best.json, top_trials.md and history.png in the output directory."""
     best = result.best
@@ -421,7 +434,7 @@ def write_outputs(result: TuneResult, space: dict[str, Param]) -> None:
             "val_acc": best.value,
             "test_acc": run_info(best).get("test_acc"),
             "train_acc": run_info(best).get("train_acc"),
-            "run_dir": str(result.out / "trials" / f"trial-{best.number:04d}"),
+            **where_it_ran(best, result.out),
         }
     write_json(result.out / "best.json", {**summary, "provenance": provenance()})
     write_text(result.out / "top_trials.md", top_table(result, space).markdown() + "\n")
