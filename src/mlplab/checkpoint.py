@@ -53,6 +53,8 @@ class Snapshot:
     """The loop's record so far (History or Memorization fields): scalars and lists of numbers."""
     best: dict[str, np.ndarray] | None = None
     """The best-by-validation parameters and buffers, when the loop keeps them."""
+    extra: dict[str, Any] | None = None
+    """JSON-able records kept beside the loop's (the run's diagnostics so far), restored as they were."""
 
 
 def layer_generators(model: Model) -> dict[str, np.random.Generator]:
@@ -131,7 +133,8 @@ class Checkpoint:
             best = {k.removeprefix("best/"): v for k, v in arrays.items() if k.startswith("best/")}
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
             raise self._refuse(f"unreadable checkpoint ({type(exc).__name__}: {exc})") from None
-        return Snapshot(int(header["epoch"]), bool(header["done"]), progress, best if header["has_best"] else None)
+        best_or_none = best if header["has_best"] else None
+        return Snapshot(int(header["epoch"]), bool(header["done"]), progress, best_or_none, header.get("extra"))
 
     def save(
         self, model: Model, optimizer: Optimizer, streams: Mapping[str, np.random.Generator], snapshot: Snapshot
@@ -146,6 +149,7 @@ class Checkpoint:
             "done": snapshot.done,
             "has_best": snapshot.best is not None,
             "progress": {k: v for k, v in snapshot.progress.items() if k not in lists},
+            "extra": snapshot.extra,
             "optimizer": {
                 k: v for k, v in vars(optimizer).items() if isinstance(v, int | float | str) and not k.startswith("_")
             },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import select
 import signal
@@ -103,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     A reader that stops early (`mlplab theory | head -1`) ends the command quietly with status 141, as the shell
     reports for any program stopped by a closed pipe: the output was cut short, which a pipeline may want to know.
     """
+    for stream in (sys.stdout, sys.stderr):  # a path's bytes that are not UTF-8 are printed as they are, like ls
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
     try:
         try:
             return _run(argv)

@@ -92,7 +92,16 @@ def write_bytes(path: str | Path, content: Writer, before_rename: Callable[[], N
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write UTF-8 text atomically."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, utf8(text))
+
+
+def utf8(text: str) -> bytes:
+    """Text as valid UTF-8: a path's bytes that are not UTF-8 (held by Python as surrogate escapes) become U+FFFD,
+    as a browser or editor would show them, instead of failing the write."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
 
 
 def json_bytes(content: Any) -> bytes:
@@ -282,7 +291,7 @@ def _probe_writable(directory: Path, fd: int) -> None:
     """Record the holder in the lock file: a directory that refuses it is reported before any training."""
     try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (holder_line() + "\n").encode(), 0)
+        os.pwrite(fd, (holder_line() + "\n").encode("utf-8", "surrogateescape"), 0)  # a path's own bytes
         os.fsync(fd)
     except OSError as exc:
         raise MlplabError(f"cannot write into the output directory {directory}: {_os_problem(exc)}") from None
@@ -290,7 +299,7 @@ def _probe_writable(directory: Path, fd: int) -> None:
 
 def _read_holder(fd: int) -> str:
     with contextlib.suppress(OSError):
-        text = os.pread(fd, 1000, 0).decode("utf-8", "replace").strip()
+        text = os.pread(fd, 1000, 0).decode("utf-8", "surrogateescape").strip()
         if text:
             return text
     return "another process"

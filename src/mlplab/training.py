@@ -18,6 +18,7 @@ from mlplab import kernels
 from mlplab.augment import BatchTransform
 from mlplab.checkpoint import Checkpoint, Snapshot
 from mlplab.data import Dataset, Split
+from mlplab.diagnostics import IMAGE_PROBE_SIZE, PROBE_SIZE, Diagnostics, Probe
 from mlplab.errors import MlplabError
 from mlplab.limits import EVAL_BATCH
 from mlplab.models.base import Model
@@ -141,12 +142,14 @@ def train_epoch(
     augment_rng: np.random.Generator | None = None,
     lr_at: Callable[[int], float] | None = None,
     on_step: Callable[[float], bool | None] | None = None,
+    before_last_step: Callable[[], None] | None = None,
 ) -> EpochStats:
     """One shuffled pass of forward, backward and update; stops at a NaN/inf loss or when `on_step` says so.
 
     `lr_at(i)` sets the learning rate of the epoch's i-th step; `on_step(loss)` runs after each update and ends
-    the epoch by returning True.
+    the epoch by returning True; `before_last_step()` runs once, before the epoch's last step.
     """
+    last_step = math.ceil(len(split) / batch_size) - 1 if before_last_step is not None else -1
     if transform is not None and augment_rng is None:
         raise ValueError("train_epoch: a transform needs augment_rng, its own generator")
     stats = EpochStats()
@@ -156,6 +159,9 @@ def train_epoch(
             x = transform.train(x, augment_rng)
         if lr_at is not None:
             optimizer.lr = lr_at(stats.steps)
+        if stats.steps == last_step:
+            assert before_last_step is not None
+            before_last_step()
         loss, acc = optimizer.train_step(model, x, y)
         if not math.isfinite(loss):
             stats.diverged = True
@@ -212,10 +218,11 @@ def train_passes(
     progress: bool = False,
     streams: Streams | None = None,
     first_epoch: int = 1,
+    before_last_step: Callable[[], None] | None = None,
 ) -> bool:
     """The outer loop of `fit` and `fit_until_memorized`: shuffled passes over the training split, each followed
     by `after_pass(epoch, stats)`, until it returns True, `epochs` passes are done (no limit when None) or a loss
-    is NaN/inf. Returns whether the training diverged.
+    is NaN/inf. Returns whether the training diverged. `before_last_step()` runs before each pass's last step.
 
     Shuffling and augmentation draw from `streams` (by default `Streams.seeded(seed)`); a resumed loop passes the
     streams as they were and starts at `first_epoch`. `lr_at(epoch, i)` sets the learning rate of the epoch's i-th
@@ -238,6 +245,7 @@ def train_passes(
             augment_rng=augment_rng,
             lr_at=None if lr_at is None else partial(lr_at, epoch),
             on_step=_ticker(bar, on_step) if progress else on_step,
+            before_last_step=before_last_step,
         )
         bar.close()
         if stats.diverged:
@@ -261,6 +269,7 @@ def fit(
     patience: int = 0,
     transform: BatchTransform | None = None,
     checkpoint: Checkpoint | None = None,
+    diagnostics: Diagnostics | None = None,
 ) -> History:
     """Train for `epochs`, validating after each; test the best-by-validation snapshot at the end.
 
@@ -273,6 +282,9 @@ def fit(
     training batches and standardizes validation/test batches, and its standardization is folded into the
     model's first layer at the end, so the returned model takes the same inputs as any other. `checkpoint` is
     saved after every epoch and, when it holds an unfinished run, resumed from: the run goes on as if never stopped.
+    `diagnostics` measures the model on its probe at epoch 0 (before any step) and after each epoch's validation,
+    never inside the step loop (see `mlplab.diagnostics`); it changes none of training's numbers, and a resumed
+    run continues its records from the checkpoint.
     """
     history = History()
     best_state: dict[str, np.ndarray] | None = None
@@ -307,17 +319,24 @@ def fit(
         if history.best_val_acc is None or val_acc > history.best_val_acc:
             history.best_val_acc, history.best_epoch = val_acc, epoch
             best_state = model.state()
+        if diagnostics is not None:
+            diagnostics.measure(model, epoch, {key: getattr(history, key)[-1] for key in CURVES})
         if on_epoch is not None:
             on_epoch(epoch, history)
         start = time.perf_counter()
         if patience and history.best_epoch is not None and epoch - history.best_epoch >= patience:
             history.stopped_early = True
         if checkpoint is not None:
-            checkpoint.save(
-                model, optimizer, streams.named(), Snapshot(epoch, history.stopped_early, asdict(history), best_state)
-            )
+            extra = {"diagnostics": diagnostics.to_dict()} if diagnostics is not None else None
+            snapshot = Snapshot(epoch, history.stopped_early, asdict(history), best_state, extra)
+            checkpoint.save(model, optimizer, streams.named(), snapshot)
         return history.stopped_early
 
+    if diagnostics is not None:
+        resumed = None if saved is None else (saved.extra or {}).get("diagnostics")
+        start_diagnostics(
+            diagnostics, model, dataset, transform, optimizer.lr, resumed, 0 if saved is None else saved.epoch
+        )
     with np.errstate(over="ignore", invalid="ignore"):
         diverged = train_passes(
             model,
@@ -332,6 +351,7 @@ def fit(
             progress=interactive() if progress is None else progress,
             streams=streams,
             first_epoch=saved.epoch + 1 if saved is not None else 1,
+            before_last_step=None if diagnostics is None else partial(diagnostics.keep_step_start, model),
         )
     if diverged:
         history.status = "diverged"
@@ -343,6 +363,34 @@ def fit(
         with np.errstate(over="ignore", invalid="ignore"):  # a snapshot from before a divergence may be huge
             history.test_loss, history.test_acc = evaluate(model, dataset.test, dataset.pixel_max)
     return history
+
+
+CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+def start_diagnostics(
+    diagnostics: Diagnostics,
+    model: Model,
+    dataset: Dataset,
+    transform: BatchTransform | None,
+    lr: float,
+    resumed: dict[str, Any] | None = None,
+    epoch: int = 0,
+) -> None:
+    """Give `diagnostics` its probe (the validation split's first samples) and measure epoch 0, before any step;
+    or, for a run resumed after `epoch`, take the records its checkpoint kept (`resumed`) and go on from there."""
+    if diagnostics.needs_probe():
+        size = IMAGE_PROBE_SIZE if any(len(shape) == 3 for shape in model.layer_shapes) else PROBE_SIZE
+        split, name = (dataset.val, "val") if len(dataset.val) >= 2 else (dataset.train, "train")
+        diagnostics.probe = Probe.from_split(split, dataset.pixel_max, model.dtype, size, transform, name)
+    if resumed is not None:
+        diagnostics.restore(resumed)
+        diagnostics.resume_at(model, epoch)
+        diagnostics.save()
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max, transform=transform)
+        diagnostics.measure(model, 0, {"val_loss": val_loss, "val_acc": val_acc, "lr": lr})
 
 
 @dataclass

@@ -208,12 +208,12 @@ def test_regularization_and_augmentation_switches_reach_the_network() -> None:
     plain = rz.Settings()
     assert make_model(plain.config(), ds).dropout == 0 and make_optimizer(plain.config()).reg == 0
     assert make_transform(plain.config(), ds, "float32") is None
-    regularized = rz.Settings(dropout=0.3, weight_decay=0.01, augment=1, optimizer="sgd")
+    regularized = rz.Settings(dropout=0.3, reg=0.01, shift=1, optimizer="sgd")
     assert make_model(regularized.config(), ds).dropout == 0.3
     assert isinstance(make_optimizer(regularized.config()), SGD) and make_optimizer(regularized.config()).reg == 0.01
     assert make_transform(regularized.config(), ds, "float32").shift == 1
     base = rz.run_condition("true-labels", TINY)
-    for switch in ({"dropout": 0.5}, {"weight_decay": 0.1}, {"augment": 1}):
+    for switch in ({"dropout": 0.5}, {"reg": 0.1}, {"shift": 1}):
         changed = rz.run_condition("true-labels", replace(TINY, **switch))
         assert changed["loss_curve"] != base["loss_curve"], switch
 
@@ -280,6 +280,17 @@ def test_rerun_resumes_and_other_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(MlplabError, match="other settings"):
         rz.randomize(["true-labels"], replace(TINY, hidden=32), tmp_path)
     assert (tmp_path / "results.json").read_text() == before
+
+
+def test_settings_stored_under_the_old_field_names_resume(tmp_path: Path) -> None:
+    """settings.json of a run made when `reg` was `weight_decay` and `shift` was `augment`."""
+    first = rz.randomize(["true-labels"], TINY, tmp_path)
+    saved = json.loads((tmp_path / "settings.json").read_text())
+    fields = saved["settings"]
+    fields["weight_decay"], fields["augment"] = fields.pop("reg"), fields.pop("shift")
+    (tmp_path / "settings.json").write_text(json.dumps(saved))
+    assert rz.randomize(["true-labels"], TINY, tmp_path) == first  # recognised: loaded, not retrained
+    assert "reg" in json.loads((tmp_path / "settings.json").read_text())["settings"]
 
 
 def test_a_condition_killed_mid_training_continues_from_its_last_pass(tmp_path: Path) -> None:
@@ -350,6 +361,22 @@ def test_quick_means_a_subset_and_a_step_budget() -> None:
     full = settings_from(parse(["randomize", "--data-dir", "/data/fashion-mnist", "--out", "x"]))
     assert full.subset is None and full.dataset == "fashion-mnist" and full.max_steps > rz.QUICK["max_steps"]
     assert full.max_steps == rz.Settings().max_steps == 60_000  # the Python API's budget is the command's
+
+
+def test_reg_and_shift_are_the_configs_keys_and_the_old_flags_point_to_them(capsys) -> None:
+    parse = build_parser().parse_args
+    settings = settings_from(parse(["randomize", "--reg", "0.01", "--shift", "2", "--out", "x"]))
+    assert (settings.reg, settings.shift) == (0.01, 2)
+    config = settings.config()
+    assert (config["reg"], config["shift"], config["weight_decay"]) == (0.01, 2, 0.0)  # L2, not AdamW's decay
+    assert capsys.readouterr().err == ""
+    old = settings_from(parse(["randomize", "--weight-decay", "0.01", "--augment", "2", "--out", "x"]))
+    assert old == settings
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "mlplab randomize: note: --weight-decay is now --reg (L2 on the weight matrices)",
+        "mlplab randomize: note: --augment is now --shift (pixel shifts)",
+    ]
 
 
 # --- mlplab reproduce --with-randomization --------------------------------------------------------------------

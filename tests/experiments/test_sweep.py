@@ -188,6 +188,25 @@ def test_a_run_made_before_a_config_key_existed_is_reused(serial: Path, tmp_path
     assert finished_runs(out) == kept
 
 
+def test_a_run_stored_under_old_key_names_is_reused(serial: Path, tmp_path: Path) -> None:
+    """A metrics.json written before hidden_size → hidden_sizes, augment → shift and steps → milestones."""
+    out = tmp_path / "old-names"
+    assert sweep(out, "0.5", extra=("--set", "schedule=step")) == 0
+    metrics_path = out / "runs" / "learning_rate=0.5" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    config = metrics["config"]
+    assert (config["hidden_sizes"], config["shift"], config["milestones"]) == ([128], 0, [6, 8])
+    config["hidden_size"], config["augment"], config["steps"] = 128, 0, [6, 8]
+    for key in ("hidden_sizes", "shift", "milestones"):
+        del config[key]
+    metrics_path.write_text(json.dumps(metrics))
+    kept = finished_runs(out)
+    assert sweep(out, "0.5", extra=("--set", "schedule=step")) == 0
+    assert finished_runs(out) == kept  # recognised: nothing trained again
+    assert sweep(out, "0.5", extra=("--set", "schedule=step", "--set", "shift=1")) == 2  # another run still is
+    assert finished_runs(out) == kept
+
+
 def test_a_run_killed_mid_training_continues_from_its_checkpoint(tmp_path: Path) -> None:
     """SIGKILL while the first run writes its epoch-2 checkpoint: the rerun continues that run from epoch 1 and the
     sweep ends with the files of one never killed."""

@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from mlplab import data as datasets
     from mlplab.checkpoint import CHECKPOINT_NAME
-    from mlplab.run import run_checkpoint, train_run
+    from mlplab.run import make_model, run_checkpoint, train_run
 
     config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     out = claim_output(args.out)  # checked writable and held before any data is read or training starts
@@ -48,6 +48,7 @@ def run_train(args: argparse.Namespace) -> int:
     resumed = checkpoint.check()  # before any data is read: another config's checkpoint is refused at once
     dataset = datasets.load(config["dataset"], config["data_dir"])
     print(run_header(config, dataset), flush=True)
+    print(make_model(config, dataset).summary(), flush=True)
     if resumed is not None:
         print(f"resuming after epoch {resumed}/{config['epochs']} from {checkpoint.path}", flush=True)
 
@@ -77,7 +78,7 @@ def run_header(config: dict[str, Any], dataset: Dataset) -> str:
         model += f" dropout={config['dropout']}" if config["dropout"] else ""
     settings = [config["optimizer"]] if config["optimizer"] != "sgd" else []
     settings += [f"{k}={config[k]}" for k in ("learning_rate", "reg", "batch_size", "epochs")]
-    settings += [f"{k}={config[k]}" for k in ("momentum", "weight_decay", "augment") if config[k]]
+    settings += [f"{k}={config[k]}" for k in ("momentum", "weight_decay", "shift") if config[k]]
     settings += [f"{k}={config[k]}" for k in ("schedule", "normalize") if config[k] != "none"]
     sizes = f"{len(dataset.train)} train / {len(dataset.val)} val / {len(dataset.test)} test"
     text = " ".join(settings).replace("learning_rate=", "lr=").replace("batch_size=", "batch=")

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from mlplab import data as datasets
 from mlplab.data import Dataset
+from mlplab.diagnostics import Diagnostics
 from mlplab.errors import MlplabError
 from mlplab.experiments.store import RunOutcome, RunStore
 from mlplab.files import quoted_text
@@ -57,9 +58,12 @@ def train_in_worker(
     With `checkpoint` (a file path) the run saves its state there after every epoch and resumes from it; the parent
     removes it once the run's files are saved.
     """
+    diagnostics = Diagnostics() if config.get("diagnostics") else None
     with threadpool_limits(limits=BLAS_THREADS):
         dataset = cached_dataset(config)
-        metrics, model = train_run(config, dataset=dataset, on_epoch=on_epoch, checkpoint=checkpoint)
+        metrics, model = train_run(
+            config, dataset=dataset, on_epoch=on_epoch, checkpoint=checkpoint, diagnostics=diagnostics
+        )
     return RunOutcome(
         metrics,
         type(model).__name__,
@@ -67,6 +71,7 @@ def train_in_worker(
         model.state(),  # parameters and buffers (BatchNorm's running statistics)
         dataset.pixel_max,
         curves_png(metrics, title),
+        None if diagnostics is None else diagnostics.to_dict(),
     )
 
 
@@ -368,7 +373,8 @@ def run_dir_name(text: str) -> str:
     """A run name usable as a directory name on any system; a long one is cut and ends in a hash of the whole."""
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "=.,+-_") else "_" for c in text) or "_"
     if len(safe) > MAX_RUN_NAME:
-        safe = f"{safe[: MAX_RUN_NAME - 13]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()  # argv's non-UTF-8 bytes too
+        safe = f"{safe[: MAX_RUN_NAME - 13]}-{digest[:12]}"
     return safe
 
 

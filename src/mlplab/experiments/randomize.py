@@ -32,7 +32,7 @@ from mlplab.experiments.executors import (
     run_dir_name,
 )
 from mlplab.experiments.figures import plot_randomization
-from mlplab.experiments.randomize_settings import QUICK, Settings
+from mlplab.experiments.randomize_settings import QUICK, RENAMED, Settings
 from mlplab.files import remove_stale_temporaries, write_json
 from mlplab.provenance import provenance
 from mlplab.run import make_model, make_optimizer, make_transform
@@ -224,6 +224,7 @@ def _resume(out: Path, settings: Settings) -> dict[str, dict[str, Any]]:
         raise MlplabError(f"{out}: unreadable earlier run ({exc}); use another --out or delete it") from None
     if not isinstance(done, dict) or not all(isinstance(r, dict) and "condition" in r for r in done.values()):
         raise MlplabError(f"{results}: not a randomization run's results; use another --out or delete it")
+    before = {RENAMED.get(k, k): v for k, v in before.items()} if isinstance(before, dict) else before
     if before != json.loads(json.dumps(asdict(settings))):
         raise MlplabError(f"{out} holds a randomization run with other settings; use another --out or delete it")
     return done

@@ -119,7 +119,7 @@ def preamble_text(ctx: Context, seconds: float, adapted: dict[str, Any]) -> str:
     return (
         f"{b['type']} on {data['name']} ({data['train']:,} training / {data['val']:,} validation / "
         f"{data['test']:,} test images). Defaults: learning rate {label(b['learning_rate'])}, reg {label(b['reg'])}, "
-        f"batch {b['batch_size']}, {b['epochs']} epochs, hidden size {b['hidden_size']}, momentum "
+        f"batch {b['batch_size']}, {b['epochs']} epochs, hidden sizes {b['hidden_sizes']}, momentum "
         f"{label(b['momentum'])}, seed {b['seed']}{why}. Every accuracy is that of the best-by-validation epoch's "
         f"model (the one tested); training accuracy is the running mean over that epoch. Choices are made on "
         f"validation accuracy only. {runs_text(ctx, seconds)}"

@@ -13,10 +13,10 @@ import numpy as np
 
 from mlplab import files
 from mlplab.checkpoint import CHECKPOINT_NAME, Checkpoint
-from mlplab.config import applicable, defaults
+from mlplab.config import applicable, defaults, upgrade
 from mlplab.errors import MlplabError
 from mlplab.models import build_model
-from mlplab.run import RUN_FILES, run_checkpoint, run_files
+from mlplab.run import RUN_FILES, run_checkpoint, run_dir_files
 
 METRICS = "metrics.json"
 
@@ -31,6 +31,7 @@ class RunOutcome:
     state: dict[str, np.ndarray] = field(default_factory=dict)
     pixel_max: float = 1.0
     curves_png: bytes = b""  # drawn by the worker, so plotting runs in parallel too
+    diagnostics: dict[str, Any] | None = None  # diagnostics.json's content, when the run was measured
 
 
 def comparable(config: dict[str, Any]) -> Any:
@@ -64,8 +65,9 @@ class RunStore:
             raise MlplabError(f"{path}: unreadable ({exc}); delete that run directory to redo it") from None
         if not isinstance(metrics, dict) or not isinstance(metrics.get("train_loss"), list):
             raise MlplabError(f"{path}: not a run's metrics; delete that run directory to redo it")
-        # A key added to mlplab after the run was made is absent from its config: it ran at that key's default.
-        stored = {**defaults(), **(metrics.get("config") or {})}
+        # A key added to mlplab after the run was made is absent from its config: it ran at that key's default;
+        # a key renamed since is read under its new name.
+        stored = {**defaults(), **upgrade(metrics.get("config") or {})}
         if comparable(applicable(stored)) != comparable(applicable(config)):
             raise MlplabError(f"{path.parent} holds a run made with a different config; use another --out or delete it")
         (path.parent / CHECKPOINT_NAME).unlink(missing_ok=True)  # killed between publishing and removing it
@@ -80,7 +82,7 @@ class RunStore:
         if outcome.state:
             model = build_model(outcome.model_type, **outcome.hyper)
             model.load_state(outcome.state)
-        written = run_files(metrics, model, outcome.pixel_max, outcome.curves_png, title)
+        written = run_dir_files(metrics, model, outcome.pixel_max, outcome.curves_png, title, outcome.diagnostics)
         files.publish(run_dir, written, marker=METRICS, owned=RUN_FILES)
         (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)  # the run is complete: nothing left to resume
         return json.loads(written[METRICS])  # type: ignore[arg-type]  # bytes: json_bytes made it

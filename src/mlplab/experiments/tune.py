@@ -25,10 +25,11 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from mlplab import config as configs
 from mlplab.checkpoint import CHECKPOINT_NAME
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.experiments.executors import Executor, cached_dataset, check_dataset_reachable, train_in_worker
-from mlplab.experiments.search_space import SAMPLERS, Param
+from mlplab.experiments.search_space import SAMPLERS, Param, decoded
 from mlplab.experiments.store import RunOutcome, RunStore, summarize
 from mlplab.experiments.study_storage import driver_url, storage_lock, wait_for_others
 from mlplab.files import make_dir, quoted_text, write_json, write_text
@@ -193,7 +194,8 @@ def recover_interrupted(study: optuna.Study, base: dict[str, Any], store: RunSto
     ]
     requeued = []
     for t in stale:
-        metrics = store.load(trial_dir(t.number), {**base, **t.params}) if t.params else None
+        params = configs.upgrade(decoded(t.params))  # a study begun before a key was renamed says the old name
+        metrics = store.load(trial_dir(t.number), {**base, **params}) if t.params else None
         if metrics is not None:
             finish(study, t.number, metrics)
             continue
@@ -415,7 +417,7 @@ def write_outputs(result: TuneResult, space: dict[str, Param]) -> None:
     if best is not None:
         summary["best"] = {
             "trial": best.number,
-            "params": best.params,
+            "params": decoded(best.params),
             "val_acc": best.value,
             "test_acc": run_info(best).get("test_acc"),
             "train_acc": run_info(best).get("train_acc"),
