@@ -31,7 +31,7 @@ WALL_CLOCK = ("epoch_seconds", "total_seconds", "seconds", "provenance")
 
 MODELS = {
     "softmax": ["type=SoftmaxRegression", "learning_rate=0.05"],
-    "two_layer": ["type=TwoLayerNet", "hidden_size=24"],
+    "two_layer": ["type=TwoLayerNet", "hidden_sizes=[24]"],
     "mlp_dropout": ["type=MLP", "hidden_sizes=[32,16]", "dropout=0.3"],
     "cnn_bn_augment": [
         "type=CNN",
@@ -41,7 +41,7 @@ MODELS = {
         "pool=2",
         "batch_norm=true",
         "hidden_sizes=[16]",
-        "augment=1",
+        "shift=1",
         "elastic=2.0",
         "elastic_sigma=2.0",
     ],
@@ -85,14 +85,16 @@ def stable(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def assert_same_run(resumed: Path, uninterrupted: Path) -> None:
-    """Same model.npz bytes, same metrics.json but for wall-clock fields, and no checkpoint or temporary left."""
+    """Same model.npz and diagnostics.json bytes, same metrics.json but for wall-clock fields, and no checkpoint or
+    temporary left."""
     assert (resumed / "model.npz").read_bytes() == (uninterrupted / "model.npz").read_bytes()
     first, second = (json.loads((d / "metrics.json").read_text()) for d in (resumed, uninterrupted))
     assert set(first) == set(second)
     assert stable(first) == stable(second)
     assert json.dumps(stable(first)) == json.dumps(stable(second))  # floats to the last digit, keys in order
     assert len(first["epoch_seconds"]) == len(second["epoch_seconds"])
-    assert sorted(p.name for p in resumed.iterdir()) == ["curves.png", "metrics.json", "model.npz"]
+    assert sorted(p.name for p in resumed.iterdir()) == sorted(p.name for p in uninterrupted.iterdir())
+    assert (resumed / "diagnostics.json").read_bytes() == (uninterrupted / "diagnostics.json").read_bytes()
 
 
 def test_killed_while_writing_a_checkpoint_continues_from_the_epoch_before(
@@ -186,7 +188,7 @@ def test_every_model_and_optimizer_resumes_exactly_after_kills(
 ) -> None:
     """The full grid: a kill while a checkpoint is written, one at a random moment, one during and one after the
     final write."""
-    sets = settings(model, optimizer, "epochs=4", "schedule=step", "steps=[2]")
+    sets = settings(model, optimizer, "epochs=4", "schedule=step", "milestones=[2]")
     if optimizer == "adamw_cosine":
         sets = settings(model, optimizer, "epochs=4")
     ref = reference(sets, tmp_path / "ref", capsys)
