@@ -113,6 +113,7 @@ class Diagnostics:
         self.run: dict[str, Any] = {}  # what the run is (its config and data), for a reader of a running run
         self._epoch_start: dict[str, np.ndarray] | None = None  # θ at the last measurement
         self._last_step_start: dict[str, np.ndarray] | None = None  # θ before the epoch's last step
+        self._encoded: dict[int, tuple[dict[str, Any], str]] = {}  # id(record) → (record, its JSON)
 
     def needs_probe(self) -> bool:
         return self.probe is None
@@ -170,7 +171,7 @@ class Diagnostics:
         self.records = [r for r in self.records if r["epoch"] != epoch] + [record]
         self._epoch_start, self._last_step_start = params, None
         if self.path is not None:
-            files.write_json(self.path, self.to_dict())
+            files.write_bytes(self.path, self.to_json())
         snapshot = Snapshot(epoch, passed.outputs, passed.grads, params, record, passed.output_grads)
         for listener in self.listeners:
             listener(snapshot)
@@ -190,6 +191,18 @@ class Diagnostics:
             "layers": self.layers,
             "epochs": self.records,
         }
+
+    def to_json(self) -> bytes:
+        """diagnostics.json's bytes: compact JSON, each epoch's record on its own line, encoded once and kept."""
+        head = self.to_dict()
+        head.pop("epochs")
+        for record in self.records:
+            if id(record) not in self._encoded:
+                self._encoded[id(record)] = (record, json.dumps(record, allow_nan=False, default=_plain))
+        epochs = ",\n".join(self._encoded[id(r)][1] for r in self.records)
+        self._encoded = {id(r): self._encoded[id(r)] for r in self.records}
+        text = json.dumps(head, allow_nan=False, default=_plain)[:-1] + ',\n"epochs": [\n' + epochs + "\n]}\n"
+        return text.encode()
 
     @classmethod
     def load(cls, path: str | Path) -> dict[str, Any]:
@@ -336,7 +349,8 @@ def layer_record(layer: Layer, y: np.ndarray, dy: np.ndarray) -> dict[str, Any]:
 
 
 def _norm(a: np.ndarray) -> float:
-    return float(np.sqrt(np.dot(a.reshape(-1).astype(np.float64), a.reshape(-1).astype(np.float64))))
+    """‖a‖ summed in float64 by NumPy's pairwise sum (not BLAS: the same digits whatever the thread count)."""
+    return float(np.sqrt(np.square(a, dtype=np.float64).sum()))
 
 
 def _ratio(after: np.ndarray, before: dict[str, np.ndarray] | None, name: str) -> float | None:
@@ -367,13 +381,14 @@ def mean_cosine_similarity(w: np.ndarray) -> float | None:
     """Mean cosine similarity over all pairs of columns of w (each unit's incoming weights), in O(size of w):
     for unit vectors uᵢ, Σ_{i≠j} uᵢ·uⱼ = ‖Σ uᵢ‖² − n. None with fewer than two nonzero columns."""
     cols = w.reshape(-1, w.shape[-1]).astype(np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->j", cols, cols))
+    norms = np.sqrt(np.square(cols).sum(axis=0))
     keep = norms > 0
     n = int(keep.sum())
     if n < 2:
         return None
-    total = (cols[:, keep] / norms[keep]).sum(axis=1)
-    return float((np.dot(total, total) - n) / (n * (n - 1)))
+    inverse = np.where(keep, 1.0 / np.where(keep, norms, 1.0), 0.0)
+    total = (cols * inverse).sum(axis=1)  # Σ uᵢ, by NumPy's sums rather than a BLAS product: fixed digits
+    return float((np.square(total).sum() - n) / (n * (n - 1)))
 
 
 def similarities(model: Model) -> dict[str, float | None]:
@@ -384,6 +399,13 @@ def similarities(model: Model) -> dict[str, float | None]:
         if "W" in layer.params and layer.params["W"].ndim == 2
     ]
     return {name: mean_cosine_similarity(layer.params["W"]) for name, layer in weighted[:-1]}
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python numbers for JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 def _number(value: Any) -> float | None:

@@ -63,7 +63,7 @@ def train_in_worker(config: dict[str, Any], title: str = "", on_epoch: EpochCall
         model.state(),  # parameters and buffers (BatchNorm's running statistics)
         dataset.pixel_max,
         curves_png(metrics, title),
-        None if diagnostics is None else diagnostics.to_dict(),
+        None if diagnostics is None else diagnostics.to_json(),
     )
 
 
