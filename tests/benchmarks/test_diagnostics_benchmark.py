@@ -8,6 +8,7 @@ from benchmarks.suite import workload
 from benchmarks import diagnostics
 
 
+@pytest.mark.slow
 def test_quick_run_measures_both_shapes_in_rounds(capsys: pytest.CaptureFixture[str]) -> None:
     results = diagnostics.measure_cost(workload(True, None), rounds=2)
     assert set(results) == {"two_layer", "recipe"}
