@@ -10,6 +10,7 @@ with and without diagnostics. The file format is documented in docs/guide/diagno
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -165,6 +166,7 @@ class Diagnostics:
                 for name, p in params.items()
             }
             record["similarity"] = similarities(model)
+            record["similarity_out"] = outgoing_similarities(model)
         flagged: list[str] = []
         record = _finite_record(record, flagged)
         record["nonfinite"] = flagged
@@ -391,14 +393,37 @@ def mean_cosine_similarity(w: np.ndarray) -> float | None:
     return float((np.square(total).sum() - n) / (n * (n - 1)))
 
 
-def similarities(model: Model) -> dict[str, float | None]:
-    """Per hidden layer with a weight matrix (every one but the output layer): how alike its units start and stay."""
-    weighted = [
+def _weighted(model: Model) -> list[tuple[str, Layer]]:
+    return [
         (name, layer)
         for name, layer in zip(model.layer_names, model.layers, strict=True)
         if "W" in layer.params and layer.params["W"].ndim == 2
     ]
-    return {name: mean_cosine_similarity(layer.params["W"]) for name, layer in weighted[:-1]}
+
+
+def similarities(model: Model) -> dict[str, float | None]:
+    """Per hidden layer with a weight matrix (every one but the output layer): how alike its units' incoming
+    weights are."""
+    return {name: mean_cosine_similarity(layer.params["W"]) for name, layer in _weighted(model)[:-1]}
+
+
+def outgoing_similarities(model: Model) -> dict[str, float | None]:
+    """Per hidden layer: how alike its units' outgoing weights are (what each unit tells the next weight layer).
+
+    A unit's outgoing weights are the next layer's W rows that read it: channel-last layouts put unit c of C at
+    rows p·C + c (one position p for dense inputs, every pixel of an image for convolutions and their flattening).
+    A symmetric start shows here first: units whose outputs are all alike get the same gradient on these rows.
+    """
+    weighted = _weighted(model)
+    out: dict[str, float | None] = {}
+    for (name, layer), (_, following) in itertools.pairwise(weighted):
+        units, w = layer.params["W"].shape[1], following.params["W"]
+        if w.shape[0] % units:
+            out[name] = None
+            continue
+        rows = w.reshape(-1, units, w.shape[1])  # (positions, units, next units)
+        out[name] = mean_cosine_similarity(rows.transpose(0, 2, 1).reshape(-1, units))
+    return out
 
 
 def _plain(value: Any) -> Any:

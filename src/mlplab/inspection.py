@@ -273,14 +273,19 @@ def diagnostics_sections(content: dict[str, Any], figure: Any) -> list[Section]:
     sections = [activations, gradients]
     similarity = dplots.similarity_figure(content)
     if similarity is not None:
-        firsts = {r["epoch"]: r["similarity"] for r in content["epochs"]}
-        shown = dplots.chosen_epochs(sorted(firsts), 5)
-        rows = [[name, *(_fmt(firsts[e].get(name)) for e in shown)] for name in content["epochs"][0]["similarity"]]
+        records = {r["epoch"]: r for r in content["epochs"]}
+        shown = dplots.chosen_epochs(sorted(records), 5)
+        rows = [
+            [f"{name} {way}", *(_fmt((records[e].get(key) or {}).get(name)) for e in shown)]
+            for name in content["epochs"][0]["similarity"]
+            for key, way in (("similarity", "incoming"), ("similarity_out", "outgoing"))
+        ]
         sections.append(
             Section(
                 "How alike the hidden units are",
-                "Mean pairwise cosine similarity of the units' incoming weights, per hidden layer: near 0 for a "
-                "random start; near 1 when every unit computes the same thing (a symmetric start stays symmetric).",
+                "Mean pairwise cosine similarity of each hidden layer's units' incoming weights (what they read) and "
+                "outgoing weights (what they tell the next layer): near 0 for a random start; near 1 when the units "
+                "are interchangeable (a symmetric start that training has not broken).",
                 [Table(["layer", *(f"epoch {e}" for e in shown)], rows)],
                 figures=figure(similarity, "similarity.png", "Mean cosine similarity of hidden units per epoch."),
             )

@@ -55,7 +55,7 @@ def test_a_finished_run_gets_every_panel(mlp_run: Path, capsys: pytest.CaptureFi
     tanh = diagnostics["epochs"][-1]["layers"]["tanh_1"]
     assert f"| tanh_1 | {tanh['mean']:.3g} | {tanh['std']:.3g} | {100 * tanh['saturated']:.1f}% | — |" in md
     similarity = diagnostics["epochs"][0]["similarity"]["dense_1"]
-    assert f"| dense_1 | {similarity:.3g} |" in md
+    assert f"| dense_1 incoming | {similarity:.3g} |" in md
     html = (report / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(FIGURES) + 1 and 'src="http' not in html
 
