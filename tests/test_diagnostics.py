@@ -389,3 +389,11 @@ def test_summary_names_shapes_and_counts() -> None:
     assert summary.total == sum(p.size for p in model.params.values()) == 36 + 8 + 36 * 16 + 16 + 170
     text = str(summary)
     assert "batch_norm_1 (BatchNorm)" in text and "(N, 6, 6, 4)" in text and f"Total params: {summary.total:,}" in text
+
+
+def test_the_naive_normal_init_saturates_sigmoid_units(digits: Dataset) -> None:
+    naive, xavier = (MLP(64, [128], 10, activation="sigmoid", init=init, seed=1) for init in ("normal", "xavier"))
+    assert naive.params["W1"].std() == pytest.approx(1.0, rel=0.05)
+    saturated = [Diagnostics(probe_of(digits, "float32")).measure(m, 0).record["layers"]["sigmoid_1"]["saturated"]
+                 for m in (naive, xavier)]  # fmt: skip
+    assert saturated[0] > 0.2 and saturated[1] == 0.0

@@ -113,9 +113,9 @@ OPTIONS: dict[str, Option] = {
     "init": Option(
         str,
         "he",
-        _one_of("he", "xavier", "assignment"),
-        "must be he, xavier or assignment",
-        "MLP weight init: He N(0,2/fan_in), Xavier N(0,2/(fan_in+fan_out)), assignment 0.001·N(0,1)",
+        _one_of("he", "xavier", "assignment", "normal"),
+        "must be he, xavier, assignment or normal",
+        "MLP weight init: He N(0,2/fan_in), Xavier N(0,2/(fan_in+fan_out)), assignment 0.001·N(0,1), normal N(0,1)",
     ),
     "dropout": Option(
         float, 0.0, lambda v: 0 <= v < 1, "must be in [0, 1)", "MLP (and CNN dense head) hidden-unit drop probability"
