@@ -310,7 +310,7 @@ def test_the_same_seed_gives_the_same_diagnostics(tmp_path: Path) -> None:
 
 
 def test_the_config_key_turns_diagnostics_off(tmp_path: Path) -> None:
-    metrics, _ = train({"type": "TwoLayerNet", "hidden_size": 8}, tmp_path, epochs=1, diagnostics=False)
+    metrics, _ = train({"type": "TwoLayerNet", "hidden_sizes": [8]}, tmp_path, epochs=1, diagnostics=False)
     assert not (tmp_path / FILE_NAME).exists() and "diagnostics" not in metrics["config"]
 
 

@@ -95,15 +95,18 @@ def test_a_run_another_process_is_training_shows_the_epochs_so_far(tmp_path: Pat
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert "note: no metrics.json yet: the run is still training" in result.stdout
     md = (tmp_path / "report" / "report.md").read_text()
-    assert "training (or stopped)" in md and "## Activations" in md and "Not available: the run has not finished" in md
+    assert "training (or stopped)" in md and "## Activations" in md
     epochs = int(md.split("| epochs done | ")[1].split(" of ")[0])
     assert 2 <= epochs < 200
-    assert not (tmp_path / "report" / "weights.png").exists() and (tmp_path / "report" / "curves.png").exists()
+    assert "with the weights of its last checkpoint" in result.stdout  # as the last finished epoch left them
+    checkpointed = int(md.split("From checkpoint.npz (after epoch ")[1].split(",")[0])
+    assert epochs - 1 <= checkpointed <= epochs + 1
+    assert (tmp_path / "report" / "weights.png").exists() and (tmp_path / "report" / "curves.png").exists()
 
 
 def test_a_run_made_before_diagnostics_shows_what_it_has(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "old"
-    train({"type": "TwoLayerNet", "hidden_size": 16}, run, epochs=2, threads=1, diagnostics=False)
+    train({"type": "TwoLayerNet", "hidden_sizes": [16]}, run, epochs=2, threads=1, diagnostics=False)
     status, stdout, stderr = call(capsys, "inspect", str(run), "--out", str(tmp_path / "r"))
     assert status == 0 and stderr == ""
     assert "note: no diagnostics.json: the run was recorded before diagnostics existed" in stdout
