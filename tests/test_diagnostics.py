@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from mlplab.data import Dataset, load
-from mlplab.diagnostics import BINS, FILE_NAME, Diagnostics, Probe, histogram, mean_cosine_similarity, probe_pass
+from mlplab.diagnostics import (
+    BINS,
+    FILE_NAME,
+    Diagnostics,
+    Probe,
+    histogram,
+    mean_cosine_similarity,
+    outgoing_similarities,
+    probe_pass,
+)
 from mlplab.errors import MlplabError
 from mlplab.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Sigmoid, Softsign, Tanh
 from mlplab.models import CNN, MLP, Model
@@ -322,6 +331,17 @@ def test_mean_cosine_similarity_is_the_mean_over_pairs() -> None:
     assert mean_cosine_similarity(np.ones((5, 1))) is None
 
 
+def test_outgoing_similarity_reads_the_next_layers_rows_of_each_unit() -> None:
+    model = mlp("relu")
+    out = outgoing_similarities(model)
+    assert set(out) == {"dense_1", "dense_2"}
+    assert out["dense_1"] == pytest.approx(mean_cosine_similarity(model.params["W2"].T), rel=1e-12)
+    conv = cnn()  # conv2d_1's 4 channels reach dense_1 through 3·3 positions: rows p·4 + c
+    w = conv.params["W3"]  # W1 the convolution, gamma2/beta2 its batch norm, W3 the dense head (3·3·4, 16)
+    per_channel = np.stack([w[c::4].reshape(-1) for c in range(4)], axis=1)
+    assert outgoing_similarities(conv)["conv2d_1"] == pytest.approx(mean_cosine_similarity(per_channel), rel=1e-12)
+
+
 def test_non_finite_values_are_null_and_flagged(digits: Dataset) -> None:
     model = mlp("relu")
     model.params["W2"][0, 0] = np.nan
@@ -369,3 +389,11 @@ def test_summary_names_shapes_and_counts() -> None:
     assert summary.total == sum(p.size for p in model.params.values()) == 36 + 8 + 36 * 16 + 16 + 170
     text = str(summary)
     assert "batch_norm_1 (BatchNorm)" in text and "(N, 6, 6, 4)" in text and f"Total params: {summary.total:,}" in text
+
+
+def test_the_naive_normal_init_saturates_sigmoid_units(digits: Dataset) -> None:
+    naive, xavier = (MLP(64, [128], 10, activation="sigmoid", init=init, seed=1) for init in ("normal", "xavier"))
+    assert naive.params["W1"].std() == pytest.approx(1.0, rel=0.05)
+    saturated = [Diagnostics(probe_of(digits, "float32")).measure(m, 0).record["layers"]["sigmoid_1"]["saturated"]
+                 for m in (naive, xavier)]  # fmt: skip
+    assert saturated[0] > 0.2 and saturated[1] == 0.0

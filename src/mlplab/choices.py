@@ -14,7 +14,7 @@ DTYPES = ("float32", "float64")
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "softsign")
 
-INITS = ("he", "xavier", "assignment")
+INITS = ("he", "xavier", "assignment", "normal")
 """he: N(0, 2/fan_in); xavier: N(0, 2/(fan_in + fan_out)); assignment: 0.001·N(0, 1)."""
 
 CONV_PADDINGS = ("valid", "same", "circular")

@@ -107,7 +107,7 @@ OPTIONS: dict[str, Option] = {
         "he",
         OneOf(choices.INITS),
         f"must be {one_of(choices.INITS)}",
-        "MLP weight init: He N(0,2/fan_in), Xavier N(0,2/(fan_in+fan_out)), assignment 0.001·N(0,1)",
+        "MLP weight init: He N(0,2/fan_in), Xavier N(0,2/(fan_in+fan_out)), assignment 0.001·N(0,1), normal N(0,1)",
     ),
     "dropout": Option(
         float, 0.0, lambda v: 0 <= v < 1, "must be in [0, 1)", "MLP (and CNN dense head) hidden-unit drop probability"

@@ -179,15 +179,19 @@ def updates_figure(content: dict[str, Any]) -> Figure:
 
 
 def similarity_figure(content: dict[str, Any]) -> Figure | None:
-    """Mean pairwise cosine similarity of each hidden layer's units' incoming weights, per epoch."""
+    """Mean pairwise cosine similarity of each hidden layer's units' incoming and outgoing weights, per epoch."""
     hidden = [name for name in content["epochs"][0]["similarity"]] if content["epochs"] else []
     if not hidden:
         return None
     fig = Figure(figsize=(8, 3.6))
     ax = fig.subplots()
-    for name in hidden:
+    colors = colormaps["tab10"](np.arange(len(hidden)) % 10)
+    for color, name in zip(colors, hidden, strict=True):
         xs, ys = _series(content, "similarity", name)
-        ax.plot(xs, ys, "o-", label=name)
+        ax.plot(xs, ys, "o-", color=color, label=f"{name} incoming")
+        xs, ys = _series(content, "similarity_out", name)
+        if xs:
+            ax.plot(xs, ys, "s--", color=color, label=f"{name} outgoing")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.05)
     ax.set_xlabel("epoch")

@@ -10,6 +10,7 @@ with and without diagnostics. The file format is documented in docs/guide/diagno
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -113,6 +114,7 @@ class Diagnostics:
         self.run: dict[str, Any] = {}  # what the run is (its config and data), for a reader of a running run
         self._epoch_start: dict[str, np.ndarray] | None = None  # θ at the last measurement
         self._last_step_start: dict[str, np.ndarray] | None = None  # θ before the epoch's last step
+        self._encoded: dict[int, tuple[dict[str, Any], str]] = {}  # id(record) → (record, its JSON)
 
     def needs_probe(self) -> bool:
         return self.probe is None
@@ -164,6 +166,7 @@ class Diagnostics:
                 for name, p in params.items()
             }
             record["similarity"] = similarities(model)
+            record["similarity_out"] = outgoing_similarities(model)
         flagged: list[str] = []
         record = _finite_record(record, flagged)
         record["nonfinite"] = flagged
@@ -178,7 +181,7 @@ class Diagnostics:
     def save(self) -> None:
         """Write diagnostics.json (when this has a path), whole and atomically: readers never see half of it."""
         if self.path is not None:
-            files.write_json(self.path, self.to_dict())
+            files.write_bytes(self.path, self.to_json())
 
     def to_dict(self) -> dict[str, Any]:
         """The whole diagnostics.json content."""
@@ -194,6 +197,18 @@ class Diagnostics:
             "layers": self.layers,
             "epochs": self.records,
         }
+
+    def to_json(self) -> bytes:
+        """diagnostics.json's bytes: compact JSON, each epoch's record on its own line, encoded once and kept."""
+        head = self.to_dict()
+        head.pop("epochs")
+        for record in self.records:
+            if id(record) not in self._encoded:
+                self._encoded[id(record)] = (record, json.dumps(record, allow_nan=False, default=_plain))
+        epochs = ",\n".join(self._encoded[id(r)][1] for r in self.records)
+        self._encoded = {id(r): self._encoded[id(r)] for r in self.records}
+        text = json.dumps(head, allow_nan=False, default=_plain)[:-1] + ',\n"epochs": [\n' + epochs + "\n]}\n"
+        return text.encode()
 
     @classmethod
     def load(cls, path: str | Path) -> dict[str, Any]:
@@ -340,7 +355,8 @@ def layer_record(layer: Layer, y: np.ndarray, dy: np.ndarray) -> dict[str, Any]:
 
 
 def _norm(a: np.ndarray) -> float:
-    return float(np.sqrt(np.dot(a.reshape(-1).astype(np.float64), a.reshape(-1).astype(np.float64))))
+    """‖a‖ summed in float64 by NumPy's pairwise sum (not BLAS: the same digits whatever the thread count)."""
+    return float(np.sqrt(np.square(a, dtype=np.float64).sum()))
 
 
 def _ratio(after: np.ndarray, before: dict[str, np.ndarray] | None, name: str) -> float | None:
@@ -371,23 +387,54 @@ def mean_cosine_similarity(w: np.ndarray) -> float | None:
     """Mean cosine similarity over all pairs of columns of w (each unit's incoming weights), in O(size of w):
     for unit vectors uᵢ, Σ_{i≠j} uᵢ·uⱼ = ‖Σ uᵢ‖² − n. None with fewer than two nonzero columns."""
     cols = w.reshape(-1, w.shape[-1]).astype(np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->j", cols, cols))
+    norms = np.sqrt(np.square(cols).sum(axis=0))
     keep = norms > 0
     n = int(keep.sum())
     if n < 2:
         return None
-    total = (cols[:, keep] / norms[keep]).sum(axis=1)
-    return float((np.dot(total, total) - n) / (n * (n - 1)))
+    inverse = np.where(keep, 1.0 / np.where(keep, norms, 1.0), 0.0)
+    total = (cols * inverse).sum(axis=1)  # Σ uᵢ, by NumPy's sums rather than a BLAS product: fixed digits
+    return float((np.square(total).sum() - n) / (n * (n - 1)))
 
 
-def similarities(model: Model) -> dict[str, float | None]:
-    """Per hidden layer with a weight matrix (every one but the output layer): how alike its units start and stay."""
-    weighted = [
+def _weighted(model: Model) -> list[tuple[str, Layer]]:
+    return [
         (name, layer)
         for name, layer in zip(model.layer_names, model.layers, strict=True)
         if "W" in layer.params and layer.params["W"].ndim == 2
     ]
-    return {name: mean_cosine_similarity(layer.params["W"]) for name, layer in weighted[:-1]}
+
+
+def similarities(model: Model) -> dict[str, float | None]:
+    """Per hidden layer with a weight matrix (every one but the output layer): how alike its units' incoming
+    weights are."""
+    return {name: mean_cosine_similarity(layer.params["W"]) for name, layer in _weighted(model)[:-1]}
+
+
+def outgoing_similarities(model: Model) -> dict[str, float | None]:
+    """Per hidden layer: how alike its units' outgoing weights are (what each unit tells the next weight layer).
+
+    A unit's outgoing weights are the next layer's W rows that read it: channel-last layouts put unit c of C at
+    rows p·C + c (one position p for dense inputs, every pixel of an image for convolutions and their flattening).
+    A symmetric start shows here first: units whose outputs are all alike get the same gradient on these rows.
+    """
+    weighted = _weighted(model)
+    out: dict[str, float | None] = {}
+    for (name, layer), (_, following) in itertools.pairwise(weighted):
+        units, w = layer.params["W"].shape[1], following.params["W"]
+        if w.shape[0] % units:
+            out[name] = None
+            continue
+        rows = w.reshape(-1, units, w.shape[1])  # (positions, units, next units)
+        out[name] = mean_cosine_similarity(rows.transpose(0, 2, 1).reshape(-1, units))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python numbers for JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 def _number(value: Any) -> float | None:

@@ -12,6 +12,7 @@ import json
 import math
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from mlplab import files, plots
 from mlplab.diagnostics import FILE_NAME as DIAGNOSTICS_FILE
 from mlplab.diagnostics import SATURATION, Diagnostics
 from mlplab.errors import MlplabError
-from mlplab.models import Model
+from mlplab.models import Model, build_model
 from mlplab.report import Figure, Section, Table, percent, write_html, write_markdown
 
 REPORT_FILES = ("report.md", "report.html")
@@ -42,6 +43,7 @@ class RunView:
     diagnostics: dict[str, Any] | None = None
     model: Model | None = None
     missing: list[str] = field(default_factory=list)
+    weights_from: str = "model.npz (the best-by-validation snapshot)"
 
     @property
     def finished(self) -> bool:
@@ -94,15 +96,38 @@ def read_run(path: str | Path) -> RunView:
         )
     if view.metrics is None:
         done = sum(1 for r in view.diagnostics["epochs"] if r["epoch"] >= 1) if view.diagnostics else 0
+        view.model, view.weights_from = _from_checkpoint(path, view.diagnostics)
+        weights = "with the weights of its last checkpoint" if view.model else "without first-layer weights"
         view.missing.append(
             f"no metrics.json yet: the run is still training (or was stopped) after {done} epoch(s); "
-            "shown as far as it got, without first-layer weights (model.npz is written when it finishes)"
+            f"shown as far as it got, {weights} (model.npz is written when it finishes)"
         )
     elif (path / "model.npz").is_file():
         view.model, _ = Model.load(path / "model.npz")
     else:
         view.missing.append("no model.npz (the run diverged before its first epoch ended): no first-layer weights")
     return view
+
+
+def _from_checkpoint(path: Path, diagnostics: dict[str, Any] | None) -> tuple[Model | None, str]:
+    """The parameters a running run last checkpointed (RUN/checkpoint.npz, replaced whole after every epoch), in
+    the model diagnostics.json names; (None, "") when there is no such file or it does not fit that model."""
+    described = (diagnostics or {}).get("model") or {}
+    checkpoint = path / "checkpoint.npz"
+    if not checkpoint.is_file() or not isinstance(described.get("hyper"), dict):
+        return None, ""
+    try:
+        model = build_model(str(described["type"]), **described["hyper"])
+        with np.load(checkpoint, allow_pickle=False) as archive:
+            header = json.loads(str(archive["__checkpoint__"]))
+            for name, target in model.params.items():
+                stored = archive[f"model/{name}"]
+                if stored.shape != target.shape or stored.dtype.kind != "f":
+                    return None, ""
+                target[...] = stored
+        return model, f"checkpoint.npz (after epoch {int(header['epoch'])}, the run still training)"
+    except (MlplabError, OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+        return None, ""
 
 
 def _read_metrics(path: Path) -> dict[str, Any]:
@@ -273,14 +298,19 @@ def diagnostics_sections(content: dict[str, Any], figure: Any) -> list[Section]:
     sections = [activations, gradients]
     similarity = dplots.similarity_figure(content)
     if similarity is not None:
-        firsts = {r["epoch"]: r["similarity"] for r in content["epochs"]}
-        shown = dplots.chosen_epochs(sorted(firsts), 5)
-        rows = [[name, *(_fmt(firsts[e].get(name)) for e in shown)] for name in content["epochs"][0]["similarity"]]
+        records = {r["epoch"]: r for r in content["epochs"]}
+        shown = dplots.chosen_epochs(sorted(records), 5)
+        rows = [
+            [f"{name} {way}", *(_fmt((records[e].get(key) or {}).get(name)) for e in shown)]
+            for name in content["epochs"][0]["similarity"]
+            for key, way in (("similarity", "incoming"), ("similarity_out", "outgoing"))
+        ]
         sections.append(
             Section(
                 "How alike the hidden units are",
-                "Mean pairwise cosine similarity of the units' incoming weights, per hidden layer: near 0 for a "
-                "random start; near 1 when every unit computes the same thing (a symmetric start stays symmetric).",
+                "Mean pairwise cosine similarity of each hidden layer's units' incoming weights (what they read) and "
+                "outgoing weights (what they tell the next layer): near 0 for a random start; near 1 when the units "
+                "are interchangeable (a symmetric start that training has not broken).",
                 [Table(["layer", *(f"epoch {e}" for e in shown)], rows)],
                 figures=figure(similarity, "similarity.png", "Mean cosine similarity of hidden units per epoch."),
             )
@@ -339,7 +369,7 @@ def weights_section(view: RunView, figure: Any) -> Section:
     fig = dplots.weights_figure(np.asarray(w, np.float64), shape, f"{kind}: {what}", labels)
     return Section(
         "First-layer weights",
-        f"From model.npz (the best-by-validation snapshot): {what}, red positive, blue negative.",
+        f"From {view.weights_from}: {what}, red positive, blue negative.",
         figures=figure(fig, "weights.png", f"First-layer weights: {what}."),
     )
 

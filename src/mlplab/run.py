@@ -134,7 +134,7 @@ def train_run(
         produced_by = provenance()  # inside the thread limit: the BLAS threads the run had
     metrics = metrics_dict(history, config, dataset, time.perf_counter() - start, produced_by)
     if out is not None:
-        write_run(Path(out), metrics, model, dataset, None if diagnostics is None else diagnostics.to_dict())
+        write_run(Path(out), metrics, model, dataset, None if diagnostics is None else diagnostics.to_json())
         kill_point("published")
         if saver is not None:
             saver.remove()
@@ -188,7 +188,7 @@ RUN_FILES = ("metrics.json", "curves.png", "model.npz", DIAGNOSTICS_FILE)
 
 
 def write_run(
-    out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset, diagnostics: dict[str, Any] | None = None
+    out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset, diagnostics: bytes | None = None
 ) -> None:
     """Publish curves.png, model.npz and metrics.json as a unit, metrics.json last (its presence marks a finished
     run): a reader sees the earlier run's files or this one's, never a mix.
@@ -205,13 +205,13 @@ def run_dir_files(
     pixel_max: float,
     curves: bytes | None = None,
     title: str = "",
-    diagnostics: dict[str, Any] | None = None,
+    diagnostics: bytes | None = None,
 ) -> dict[str, files.Writer]:
     """A run directory's files by name: curves and model only when an epoch finished, metrics.json always,
     diagnostics.json when the run was measured."""
     out: dict[str, files.Writer] = {}
     if diagnostics is not None:
-        out[DIAGNOSTICS_FILE] = files.json_bytes(diagnostics)
+        out[DIAGNOSTICS_FILE] = diagnostics
     if metrics["train_loss"]:
         out["curves.png"] = curves if curves else curves_png(metrics, title)
     if model is not None and metrics["best_epoch"] is not None:  # no snapshot, no model: it would be NaN garbage

@@ -78,6 +78,20 @@ def test_numbers_are_those_of_a_plain_training_run(serial: Path) -> None:
     assert numbers(json.loads(json.dumps(metrics))) == numbers(results["0.5"])
 
 
+def test_every_run_keeps_its_diagnostics_as_a_plain_run_records_them(serial: Path, tmp_path: Path) -> None:
+    from mlplab.diagnostics import Diagnostics
+
+    config = configs.resolve(CONFIG, ["epochs=8", "learning_rate=0.5"])
+    with threadpool_limits(1):
+        train_run(config, tmp_path)
+    for label in ("1", "0.5", "0.05"):
+        content = Diagnostics.load(serial / "runs" / f"learning_rate={label}" / "diagnostics.json")
+        assert [r["epoch"] for r in content["epochs"]] == list(range(9)) and content["probe"]["split"] == "val"
+    plain = json.loads((tmp_path / "diagnostics.json").read_text())
+    swept = json.loads((serial / "runs" / "learning_rate=0.5" / "diagnostics.json").read_text())
+    assert swept["epochs"] == plain["epochs"] and swept["layers"] == plain["layers"]
+
+
 def test_commentary_names_the_validation_winner(serial: Path) -> None:
     results = json.loads((serial / "results.json").read_text())
     ranked = sorted(results, key=lambda v: results[v]["best_val_acc"], reverse=True)

@@ -71,7 +71,7 @@ def train_in_worker(
         model.state(),  # parameters and buffers (BatchNorm's running statistics)
         dataset.pixel_max,
         curves_png(metrics, title),
-        None if diagnostics is None else diagnostics.to_dict(),
+        None if diagnostics is None else diagnostics.to_json(),
     )
 
 

@@ -33,7 +33,7 @@ class RunOutcome:
     state: dict[str, np.ndarray] = field(default_factory=dict)
     pixel_max: float = 1.0
     curves_png: bytes = b""  # drawn by the worker, so plotting runs in parallel too
-    diagnostics: dict[str, Any] | None = None  # diagnostics.json's content, when the run was measured
+    diagnostics: bytes | None = None  # diagnostics.json, when the run was measured
 
 
 def comparable(config: dict[str, Any]) -> Any:

@@ -11,10 +11,12 @@ from mlplab.layers.base import Layer, OnnxGraph, Shape
 
 
 def initial_weight(rng: np.random.Generator, fan_in: int, fan_out: int, init: str) -> np.ndarray:
-    """He: N(0, 2/fan_in), suits ReLU; Xavier (Glorot): N(0, 2/(fan_in+fan_out)); assignment: 0.001·N(0, 1)."""
+    """He: N(0, 2/fan_in), suits ReLU; Xavier (Glorot): N(0, 2/(fan_in+fan_out)); assignment: 0.001·N(0, 1);
+    normal: N(0, 1), the naive large start (sigmoid units saturate: a lesson, not a recommendation)."""
     if init not in INITS:
         raise MlplabError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-    std = 0.001 if init == "assignment" else np.sqrt(2.0 / fan_in if init == "he" else 2.0 / (fan_in + fan_out))
+    fixed = {"assignment": 0.001, "normal": 1.0}
+    std = fixed.get(init) or np.sqrt(2.0 / fan_in if init == "he" else 2.0 / (fan_in + fan_out))
     weights: np.ndarray = std * rng.standard_normal((fan_in, fan_out))
     return weights
 
