@@ -154,7 +154,16 @@ OPTIONS: dict[str, Option] = {
         "must be none or standardize",
         "per-pixel (x − mean)/std from the training split",
     ),
+    "tensorboard": Option(
+        (str, type(None)),
+        None,
+        help="write TensorBoard event files here while training (sweep, tune, reproduce: one sub-directory per "
+        "run); needs mlplab[tensorboard]",
+    ),
 }
+OUTPUT_KEYS = frozenset({"tensorboard"})
+"""Keys that say where a run's live view goes, not what the run is: never recorded in metrics.json, so logging
+(or logging elsewhere) never makes a stored run "a different config"."""
 ALIASES = {"model": "type", "lr": "learning_rate", "hidden": "hidden_size"}
 
 
@@ -327,7 +336,8 @@ def applicable(config: dict[str, Any]) -> dict[str, Any]:
     """The keys that shape a run of this model type, optimizer and schedule: what metrics.json records.
 
     A model's keys are its constructor's parameters (a Two-Layer Net has no `activation`, an MLP no `hidden_size`);
-    Adam's betas, AdamW's decay, momentum and the step schedule's keys only where that rule or schedule is used.
+    Adam's betas, AdamW's decay, momentum and the step schedule's keys only where that rule or schedule is used;
+    never the OUTPUT_KEYS.
     """
     import inspect
 
@@ -337,6 +347,8 @@ def applicable(config: dict[str, Any]) -> dict[str, Any]:
     model_keys = {k for cls in Model.registry.values() for k in inspect.signature(cls.__init__).parameters}
     out = {}
     for key, value in config.items():
+        if key in OUTPUT_KEYS:
+            continue
         if key in model_keys and key in OPTIONS and key not in takes:
             continue
         if key in OPTIMIZER_KEYS and config.get("optimizer", "sgd") not in OPTIMIZER_KEYS[key]:

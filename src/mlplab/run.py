@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threadpoolctl import threadpool_limits
 
@@ -20,6 +20,9 @@ from mlplab.models import Model, build_model
 from mlplab.optim import SGD, Adam, AdamW, Optimizer
 from mlplab.schedules import Schedule
 from mlplab.training import EpochCallback, History, fit, interactive
+
+if TYPE_CHECKING:
+    from mlplab.tensorboard import TensorBoardLog
 
 
 def make_model(config: dict[str, Any], dataset: Dataset) -> Model:
@@ -94,24 +97,51 @@ def train_run(
     model = make_model(config, dataset)
     start = time.perf_counter()
     optimizer = make_optimizer(config)
-    with threadpool_limits(limits=config.get("threads") or None):
-        history = fit(
-            model,
-            optimizer,
-            dataset,
-            epochs=config["epochs"],
-            batch_size=config["batch_size"],
-            seed=config["seed"],
-            on_epoch=on_epoch,
-            progress=progress,
-            schedule=make_schedule(config),
-            patience=config.get("patience", 0),
-            transform=make_transform(config, dataset, model.dtype.name),
-        )
-    metrics = metrics_dict(history, config, dataset, time.perf_counter() - start)
+    board = tensorboard_log(config, model, dataset)
+    finished: dict[str, Any] | None = None
+    try:
+        with threadpool_limits(limits=config.get("threads") or None):
+            history = fit(
+                model,
+                optimizer,
+                dataset,
+                epochs=config["epochs"],
+                batch_size=config["batch_size"],
+                seed=config["seed"],
+                on_epoch=both(board.epoch, on_epoch) if board is not None else on_epoch,
+                progress=progress,
+                schedule=make_schedule(config),
+                patience=config.get("patience", 0),
+                transform=make_transform(config, dataset, model.dtype.name),
+            )
+        metrics = finished = metrics_dict(history, config, dataset, time.perf_counter() - start)
+    finally:
+        if board is not None:  # a run stopped early (interrupted, pruned) still closes its event file
+            board.close(finished)
     if out is not None:
         write_run(Path(out), metrics, model, dataset)
     return metrics, model
+
+
+def tensorboard_log(config: dict[str, Any], model: Model, dataset: Dataset) -> TensorBoardLog | None:
+    """The run's TensorBoard event writer when the config names a `tensorboard` directory (tensorboardX is imported
+    only then)."""
+    if not config.get("tensorboard"):
+        return None
+    from mlplab.tensorboard import TensorBoardLog
+
+    return TensorBoardLog(config["tensorboard"], model, applicable(config), dataset.image_shape)
+
+
+def both(first: EpochCallback, then: EpochCallback | None) -> EpochCallback:
+    """An on_epoch that runs `first`, then `then` (which may stop the run by raising, as a pruned trial does)."""
+
+    def call(epoch: int, history: History) -> None:
+        first(epoch, history)
+        if then is not None:
+            then(epoch, history)
+
+    return call
 
 
 def train(

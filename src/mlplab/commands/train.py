@@ -8,7 +8,7 @@ from typing import Any
 
 from mlplab import config as configs
 from mlplab import data as datasets
-from mlplab.commands.common import add_config_arguments, epoch_line, show_progress
+from mlplab.commands.common import add_config_arguments, add_tensorboard_argument, epoch_line, show_progress
 from mlplab.data import Dataset
 from mlplab.files import claim_output
 from mlplab.run import train_run
@@ -20,15 +20,25 @@ EXIT_DIVERGED = 1
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a model from a config, write metrics, curves and model")
     add_config_arguments(train)
+    add_tensorboard_argument(train)
     train.add_argument("--out", default="runs/default", help="output directory (default: runs/default)")
     train.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
+    config = configs.resolve(
+        args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir, tensorboard=args.tensorboard
+    )
     out = claim_output(args.out)  # checked writable and held before any data is read or training starts
+    if config["tensorboard"]:
+        from mlplab.tensorboard import require
+
+        require()
     dataset = datasets.load(config["dataset"], config["data_dir"])
     print(run_header(config, dataset), flush=True)
+    if config["tensorboard"]:
+        board = config["tensorboard"]
+        print(f"TensorBoard: event files in {board}; watch with tensorboard --logdir {board}", flush=True)
 
     def report(epoch: int, history: History) -> None:
         print(epoch_line(epoch, history, config["epochs"]), flush=True)

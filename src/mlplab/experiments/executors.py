@@ -18,6 +18,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -309,7 +310,7 @@ class Runner:
             self.finished[name] = stored
             self.reused.add(name)
             return name
-        self.running[self.executor.submit(train_in_worker, config, title)] = name
+        self.running[self.executor.submit(train_in_worker, run_log_dir(config, name), title)] = name
         return name
 
     def result(self, name: str) -> dict[str, Any]:
@@ -352,6 +353,22 @@ def run_dir_name(text: str) -> str:
     if len(safe) > MAX_RUN_NAME:
         safe = f"{safe[: MAX_RUN_NAME - 13]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
     return safe
+
+
+def check_tensorboard(config: dict[str, Any]) -> None:
+    """Fail early, in the parent, when the config logs to TensorBoard and tensorboardX is missing."""
+    if config.get("tensorboard"):
+        from mlplab.tensorboard import require
+
+        require()
+
+
+def run_log_dir(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """`config` logging to TensorBoard into the sub-directory `name` of its `tensorboard` directory, so each run
+    of a sweep, study or writeup is its own TensorBoard run; unchanged when it does not log."""
+    if not config.get("tensorboard"):
+        return config
+    return {**config, "tensorboard": str(Path(config["tensorboard"]) / name)}
 
 
 def check_dataset_reachable(config: dict[str, Any]) -> None:

@@ -26,7 +26,14 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from mlplab.errors import ConfigError, MlplabError
-from mlplab.experiments.executors import Executor, cached_dataset, check_dataset_reachable, train_in_worker
+from mlplab.experiments.executors import (
+    Executor,
+    cached_dataset,
+    check_dataset_reachable,
+    check_tensorboard,
+    run_log_dir,
+    train_in_worker,
+)
 from mlplab.experiments.search_space import SAMPLERS, Param
 from mlplab.experiments.store import RunOutcome, RunStore, summarize
 from mlplab.experiments.study_storage import driver_url, storage_lock, wait_for_others
@@ -263,6 +270,7 @@ def run_study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_dataset_reachable(base)
+    check_tensorboard(base)
     storage = storage or default_storage(out)
     pruner = pruner if pruner is not None else default_pruner()
     study = open_study(storage, study_name, make_sampler(sampler, space, base["seed"]), pruner)
@@ -287,7 +295,8 @@ def run_study(
             next_number = trial.number + 1
             config = {**base, **suggest_all(study, trial, space)}
             title = f"trial {trial.number}: {_params_text(trial.params)}"
-            in_flight[executor.submit(trial_task, config, pruner, pruning_snapshot(study), title)] = (trial, config)
+            logged = run_log_dir(config, trial_dir(trial.number))
+            in_flight[executor.submit(trial_task, logged, pruner, pruning_snapshot(study), title)] = (trial, config)
         if not in_flight:
             break
         for handle in executor.wait_any(list(in_flight)):
