@@ -1,4 +1,13 @@
-"""Shared fixtures: never download, a private cache, the real MNIST when present, a small synthetic IDX dataset."""
+"""Shared fixtures: never download, a private cache, the real MNIST when present, a small synthetic IDX dataset.
+
+Where a test lives: tests mirror src/mlplab. The tests of src/mlplab/<package>/<module>.py are in
+tests/<package>/test_<module>.py (layers, models, data, experiments, commands; benchmarks/ tests benchmarks/), those of
+a top-level module src/mlplab/<module>.py in tests/test_<module>.py, and a file named test_<module>_<aspect>.py holds
+one aspect of a module (test_optim_sgd.py, test_report_browser.py); a test of several modules of one package is named
+after the package (tests/layers/test_layers.py). The hostile suite runs the real command against faults and lives in
+tests/hostile/, one file per kind of fault, over the shared harness tests/hostile/harness.py (`python -m tests.hostile`
+prints its table). Every directory is a package, so helpers import as `from tests.conftest import position`.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import position
 from mlplab import config as configs
 from mlplab.corruptions import corrupt_labels
 from mlplab.data import Dataset, load
@@ -19,6 +18,7 @@ from mlplab.models import MLP, Model, SoftmaxRegression, TwoLayerNet
 from mlplab.optim import SGD, Adam
 from mlplab.run import train_run
 from mlplab.training import History, batches, evaluate, fit, fit_until_memorized
+from tests.conftest import position
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 pytestmark = pytest.mark.usefixtures("one_blas_thread")

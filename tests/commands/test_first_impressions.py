@@ -13,7 +13,7 @@ from mlplab.cli import build_parser, main
 from mlplab.commands.common import duration
 from mlplab.config import OPTIONS
 
-CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "digits.yaml")
+CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "digits.yaml")
 
 
 def subparsers() -> dict[str, argparse.ArgumentParser]:

@@ -20,7 +20,7 @@ from mlplab.cli import main
 from mlplab.experiments.commentary import sweep_commentary
 from mlplab.run import train_run
 
-CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "digits.yaml")
+CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "digits.yaml")
 TIMING = {"epoch_seconds", "total_seconds"}
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import IDX_NAMES, WriteIdx, position, synthetic_images
 from mlplab.data import DATASETS, load, read_csv, read_idx, write_idx
 from mlplab.data.sources import cache_dir, locate
 from mlplab.errors import DataError
+from tests.conftest import IDX_NAMES, WriteIdx, position, synthetic_images
 
 
 def idx_bytes(code: int, shape: tuple[int, ...], body: bytes) -> bytes:

@@ -21,7 +21,7 @@ from mlplab.experiments.study_storage import driver_url
 
 ADMIN_URL = os.environ.get("MLPLAB_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="MLPLAB_TEST_POSTGRES_URL is not set (.ci/run starts a server)")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 8
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchmarks import suite
 
+from benchmarks import suite
 from mlplab import config as configs
 from mlplab.models import TwoLayerNet
 

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import IDX_NAMES, ONE_THREAD, WriteIdx
 from mlplab import config as configs
 from mlplab.cli import main
 from mlplab.errors import MlplabError
 from mlplab.models import Model, TwoLayerNet
+from tests.conftest import IDX_NAMES, ONE_THREAD, WriteIdx
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TIMING_KEYS = ("epoch_seconds", "total_seconds")
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 

@@ -23,7 +23,7 @@ from mlplab.experiments.executors import SerialExecutor
 from mlplab.experiments.search_space import Param, load_space
 from mlplab.experiments.tune import finished_trials, run_info, run_study, val_curve
 
-CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "digits.yaml")
+CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "digits.yaml")
 STORAGE = "sqlite:///{}/study.db"
 
 

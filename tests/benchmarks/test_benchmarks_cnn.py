@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchmarks import cnn
 
+from benchmarks import cnn
 from mlplab import config as configs
 from mlplab import data
 from mlplab.layers import Conv2D, Dense, Flatten

@@ -20,7 +20,7 @@ from mlplab.experiments.tune import finished_trials, run_study, val_curve
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow  # a scheduler and two worker processes start for this module
 
-CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "digits.yaml")
+CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "digits.yaml")
 TIMING = {"epoch_seconds", "total_seconds"}
 
 
