@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from mlplab.files import claim_output
-from mlplab.report import percent
-
 DEFAULT_OUT = "runs/compare"
 
 
@@ -28,9 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlplab.experiments.compare import load_runs, write_comparison
+    from mlplab.experiments.compare import check_out, load_runs, write_comparison
+    from mlplab.files import claim_output
+    from mlplab.report import percent
 
     runs = load_runs(args.runs)  # every input read and checked before the output directory is touched
+    check_out(runs, args.out)
     out = claim_output(args.out)
     result = write_comparison(runs, out)
     width = max(len(r.label) for r in result.runs)

@@ -263,9 +263,9 @@ def diagnostics_section(runs: Sequence[Run], figure: Path | None) -> Section:
     missing = [f"**{r.label}**" for r in runs if r not in have]
     lines = []
     if missing:
-        who = "No run has" if not have else f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'}"
+        who = "No run has a" if not have else f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no"
         lines.append(
-            f"{who} no {DIAGNOSTICS} (made before mlplab recorded diagnostics, or with them off): dead and saturated "
+            f"{who} {DIAGNOSTICS} (made before mlplab recorded diagnostics, or with them off): dead and saturated "
             "units, unit similarity and update ratios are missing there; curves, config and final metrics are above."
         )
     if not have:
@@ -297,6 +297,14 @@ def runs_section(runs: Sequence[Run], curves: Path) -> Section:
     return Section("Runs and learning curves", "", [table], [], [figure])
 
 
+def check_out(runs: Sequence[Run], out: str | Path) -> None:
+    """Refuse an output directory inside one of the runs: a report never mixes into a run's own files."""
+    target = Path(out).resolve()
+    for run in runs:
+        if target == run.path.resolve() or run.path.resolve() in target.parents:
+            raise MlplabError(f"--out {out} is inside the run {run.path}; choose another directory")
+
+
 @dataclass
 class Comparison:
     runs: list[Run]
@@ -315,9 +323,7 @@ def write_comparison(runs: Sequence[Run], out: str | Path) -> Comparison:
     """The report of `runs` (from `load_runs`) in `out`; report.html is written last."""
     runs = list(runs)
     out = Path(out)
-    for run in runs:
-        if out.resolve() == run.path.resolve() or run.path.resolve() in out.resolve().parents:
-            raise MlplabError(f"--out {out} is inside the run {run.path}; choose another directory")
+    check_out(runs, out)
     series = {r.label: {k: r.metrics[k] for k in CURVES} for r in runs}
     curves_figure = comparison_curves(series, "Learning curves")
     diag_figure = diagnostics_overlay({r.label: r.diagnostics["epochs"] for r in runs if r.diagnostics})
