@@ -67,10 +67,23 @@ def test_train_logs_metrics_histograms_tiles_and_hparams(tmp_path: Path, capsys:
     assert scalars(seen, "learning_rate")[1] == pytest.approx(metrics["lr"])
     assert metrics["val_acc"][-1] > 0.5  # it learned: the numbers compared are not a flat line at chance
 
-    weights = {"W1", "b1", "W2", "b2"}
-    assert set(seen.Tags()["histograms"]) == {f"weights/{name}" for name in weights}
-    for name in weights:
-        assert [h.step for h in seen.Histograms(f"weights/{name}")] == [0, 1, 2, 3]  # 0: the initialization
+    params, layers = ["W1", "b1", "W2", "b2"], ["dense_1", "sigmoid_1", "dense_2"]
+    expected = {f"{kind}/{n}" for kind in ("weights", "gradients") for n in params}
+    assert set(seen.Tags()["histograms"]) == expected | {f"activations/{n}" for n in layers}
+    for tag in seen.Tags()["histograms"]:
+        assert [h.step for h in seen.Histograms(tag)] == [0, 1, 2, 3]  # 0: the initialization, before any step
+
+    # The histograms are the diagnostics' snapshots: their sums agree with diagnostics.json's statistics.
+    records = read(tmp_path / "run" / "diagnostics.json")["epochs"]
+    for step, record in enumerate(records):
+        hidden = seen.Histograms("activations/sigmoid_1")[step].histogram_value
+        probe = hidden.num / 128  # 128 hidden units per probe sample
+        assert probe == min(512, 360)  # the probe: the first 512 validation samples, of digits' 360
+        assert hidden.sum / hidden.num == pytest.approx(record["layers"]["sigmoid_1"]["mean"], rel=1e-4, abs=1e-7)
+        w1 = seen.Histograms("weights/W1")[step].histogram_value
+        assert np.sqrt(w1.sum_squares) == pytest.approx(record["params"]["W1"]["norm"], rel=1e-5)
+        g1 = seen.Histograms("gradients/W1")[step].histogram_value
+        assert np.sqrt(g1.sum_squares) == pytest.approx(record["params"]["W1"]["grad_norm"], rel=1e-4)
     first = seen.Histograms("weights/W1")[0].histogram_value
     assert first.num == 64 * 128 and first.min < 0 < first.max
 
@@ -87,6 +100,23 @@ def test_train_logs_metrics_histograms_tiles_and_hparams(tmp_path: Path, capsys:
     assert start.hparams["learning_rate"].number_value == metrics["config"]["learning_rate"]
     assert start.hparams["type"].string_value == "TwoLayerNet"
     assert "tensorboard" not in start.hparams and "tensorboard" not in metrics["config"]
+
+
+def test_without_diagnostics_the_weights_come_from_the_model(tmp_path: Path) -> None:
+    assert train(tmp_path / "run", tmp_path / "tb", "--set", "diagnostics=false") == 0
+    seen = events(tmp_path / "tb")
+    assert not (tmp_path / "run" / "diagnostics.json").exists()
+    assert set(seen.Tags()["histograms"]) == {f"weights/{name}" for name in ("W1", "b1", "W2", "b2")}
+    for tag in seen.Tags()["histograms"]:
+        assert [h.step for h in seen.Histograms(tag)] == [0, 1, 2, 3]
+    assert [t.step for t in seen.Images("first_layer")] == [0, 1, 2, 3]
+    with_diagnostics = tmp_path / "measured"
+    assert train(with_diagnostics / "run", with_diagnostics / "tb") == 0  # the same run, measured
+    measured = events(with_diagnostics / "tb")
+    for step in range(4):  # training's numbers are the same, so are the weights at every epoch
+        a = seen.Histograms("weights/W1")[step].histogram_value
+        b = measured.Histograms("weights/W1")[step].histogram_value
+        assert (a.num, a.min, a.max) == (b.num, b.min, b.max) and a.sum_squares == pytest.approx(b.sum_squares)
 
 
 def test_a_diverged_run_logs_only_finite_numbers(tmp_path: Path) -> None:

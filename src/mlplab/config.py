@@ -154,6 +154,11 @@ OPTIONS: dict[str, Option] = {
         "must be none or standardize",
         "per-pixel (x − mean)/std from the training split",
     ),
+    "diagnostics": Option(
+        bool,
+        True,
+        help="measure every layer on a validation probe at epoch 0 and after each epoch: diagnostics.json",
+    ),
     "tensorboard": Option(
         (str, type(None)),
         None,
@@ -332,6 +337,10 @@ OPTIMIZER_KEYS: dict[str, tuple[str, ...]] = {
 SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {"steps": ("step",), "gamma": ("step",)}
 
 
+MEASURING_KEYS = frozenset({"diagnostics"})
+"""Keys that change what is measured of a run, never its numbers: not part of a run's identity."""
+
+
 def applicable(config: dict[str, Any]) -> dict[str, Any]:
     """The keys that shape a run of this model type, optimizer and schedule: what metrics.json records.
 
@@ -347,7 +356,7 @@ def applicable(config: dict[str, Any]) -> dict[str, Any]:
     model_keys = {k for cls in Model.registry.values() for k in inspect.signature(cls.__init__).parameters}
     out = {}
     for key, value in config.items():
-        if key in OUTPUT_KEYS:
+        if key in MEASURING_KEYS or key in OUTPUT_KEYS:
             continue
         if key in model_keys and key in OPTIONS and key not in takes:
             continue

@@ -15,6 +15,8 @@ from mlplab import files, plots
 from mlplab.augment import BatchTransform, Standardizer
 from mlplab.config import applicable
 from mlplab.data import Dataset
+from mlplab.diagnostics import FILE_NAME as DIAGNOSTICS_FILE
+from mlplab.diagnostics import Diagnostics
 from mlplab.errors import ConfigError
 from mlplab.models import Model, build_model
 from mlplab.optim import SGD, Adam, AdamW, Optimizer
@@ -91,13 +93,26 @@ def train_run(
     dataset: Dataset | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = False,
+    diagnostics: Diagnostics | None = None,
 ) -> tuple[dict[str, Any], Model]:
-    """Train per `config`; when `out` is given write metrics.json, curves.png and model.npz there."""
+    """Train per `config`; when `out` is given write metrics.json, curves.png, model.npz and diagnostics.json there.
+
+    `diagnostics` measures the run (see `mlplab.diagnostics`); by default, when the config's `diagnostics` key is
+    on, one is made that writes `out`/diagnostics.json after every measurement, so a running run can be inspected.
+    """
     dataset = dataset or load_data(config)
     model = make_model(config, dataset)
+    if diagnostics is None and config.get("diagnostics"):
+        diagnostics = Diagnostics(path=None if out is None else Path(out) / DIAGNOSTICS_FILE)
+    if diagnostics is not None and diagnostics.path is not None:
+        files.make_dir(diagnostics.path.parent)
+        # From the first measurement on the directory holds this run's diagnostics: an earlier run's marker goes.
+        (diagnostics.path.parent / "metrics.json").unlink(missing_ok=True)
     start = time.perf_counter()
     optimizer = make_optimizer(config)
-    board = tensorboard_log(config, model, dataset)
+    board = tensorboard_log(config, model, dataset, measured=diagnostics is not None)
+    if board is not None and diagnostics is not None:
+        diagnostics.listeners.append(board.snapshot)  # histograms of weights, gradients and activations
     finished: dict[str, Any] | None = None
     try:
         with threadpool_limits(limits=config.get("threads") or None):
@@ -113,24 +128,27 @@ def train_run(
                 schedule=make_schedule(config),
                 patience=config.get("patience", 0),
                 transform=make_transform(config, dataset, model.dtype.name),
+                diagnostics=diagnostics,
             )
         metrics = finished = metrics_dict(history, config, dataset, time.perf_counter() - start)
     finally:
         if board is not None:  # a run stopped early (interrupted, pruned) still closes its event file
             board.close(finished)
     if out is not None:
-        write_run(Path(out), metrics, model, dataset)
+        write_run(Path(out), metrics, model, dataset, None if diagnostics is None else diagnostics.to_dict())
     return metrics, model
 
 
-def tensorboard_log(config: dict[str, Any], model: Model, dataset: Dataset) -> TensorBoardLog | None:
+def tensorboard_log(
+    config: dict[str, Any], model: Model, dataset: Dataset, measured: bool = False
+) -> TensorBoardLog | None:
     """The run's TensorBoard event writer when the config names a `tensorboard` directory (tensorboardX is imported
-    only then)."""
+    only then); `measured`: histograms come from the diagnostics' snapshots."""
     if not config.get("tensorboard"):
         return None
     from mlplab.tensorboard import TensorBoardLog
 
-    return TensorBoardLog(config["tensorboard"], model, applicable(config), dataset.image_shape)
+    return TensorBoardLog(config["tensorboard"], model, applicable(config), dataset.image_shape, measured)
 
 
 def both(first: EpochCallback, then: EpochCallback | None) -> EpochCallback:
@@ -174,23 +192,34 @@ def metrics_dict(history: History, config: dict[str, Any], dataset: Dataset, sec
     }
 
 
-RUN_FILES = ("metrics.json", "curves.png", "model.npz")
+RUN_FILES = ("metrics.json", "curves.png", "model.npz", DIAGNOSTICS_FILE)
 
 
-def write_run(out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset) -> None:
+def write_run(
+    out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset, diagnostics: dict[str, Any] | None = None
+) -> None:
     """Publish curves.png, model.npz and metrics.json as a unit, metrics.json last (its presence marks a finished
     run): a reader sees the earlier run's files or this one's, never a mix.
 
     A run that diverged before finishing an epoch has no best-by-validation model: it writes metrics only.
     """
-    files.publish(out, run_files(metrics, model, dataset.pixel_max), marker="metrics.json", owned=RUN_FILES)
+    written = run_files(metrics, model, dataset.pixel_max, diagnostics=diagnostics)
+    files.publish(out, written, marker="metrics.json", owned=RUN_FILES)
 
 
 def run_files(
-    metrics: dict[str, Any], model: Model | None, pixel_max: float, curves: bytes | None = None, title: str = ""
+    metrics: dict[str, Any],
+    model: Model | None,
+    pixel_max: float,
+    curves: bytes | None = None,
+    title: str = "",
+    diagnostics: dict[str, Any] | None = None,
 ) -> dict[str, files.Writer]:
-    """A run directory's files by name: curves and model only when an epoch finished, metrics.json always."""
+    """A run directory's files by name: curves and model only when an epoch finished, metrics.json always,
+    diagnostics.json when the run was measured."""
     out: dict[str, files.Writer] = {}
+    if diagnostics is not None:
+        out[DIAGNOSTICS_FILE] = files.json_bytes(diagnostics)
     if metrics["train_loss"]:
         out["curves.png"] = curves if curves else curves_png(metrics, title)
     if model is not None and metrics["best_epoch"] is not None:  # no snapshot, no model: it would be NaN garbage

@@ -95,12 +95,17 @@ def hparam_value(value: Any) -> bool | int | float | str:
 class TensorBoardLog:
     """One run's event files in `logdir`: per-epoch scalars, histograms and first-layer tiles, then hyper-parameters.
 
-    Histograms of weights come from the model after each epoch; once `snapshots()` is called they come from the
-    diagnostics' measurements instead (weights, gradients and activations on the probe, epoch 0 included).
+    Histograms of weights come from the model after each epoch, or, when `measured`, from the diagnostics'
+    snapshots (`snapshot` as a listener: weights, gradients and activations on the probe, epoch 0 included).
     """
 
     def __init__(
-        self, logdir: str | Path, model: Model, config: Mapping[str, Any], image_shape: tuple[int, ...] | None = None
+        self,
+        logdir: str | Path,
+        model: Model,
+        config: Mapping[str, Any],
+        image_shape: tuple[int, ...] | None = None,
+        measured: bool = False,
     ) -> None:
         require()
         from tensorboardX import SummaryWriter
@@ -110,15 +115,12 @@ class TensorBoardLog:
         self.model = model
         self.config = dict(config)
         self.tiles = first_layer(model, image_shape)
-        self.from_snapshots = False
+        self.from_snapshots = measured
         self.history: History | None = None
         self.closed = False
         self.checks_logged = 0
-        self.parameters(0, model.params)
-
-    def snapshots(self) -> None:
-        """Take histograms and tiles from diagnostics snapshots (`snapshot`) from now on."""
-        self.from_snapshots = True
+        if not measured:  # else the epoch-0 snapshot brings the initialization
+            self.parameters(0, model.params)
 
     def parameters(self, step: int, params: Mapping[str, np.ndarray]) -> None:
         """Histograms of every parameter and the first layer's tiles at `step`."""

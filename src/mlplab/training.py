@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from mlplab import kernels
 from mlplab.augment import BatchTransform
 from mlplab.data import Dataset, Split
+from mlplab.diagnostics import IMAGE_PROBE_SIZE, PROBE_SIZE, Diagnostics, Probe
 from mlplab.errors import MlplabError
 from mlplab.models.base import Model
 from mlplab.optim import Optimizer
@@ -141,12 +142,14 @@ def train_epoch(
     augment_rng: np.random.Generator | None = None,
     lr_at: Callable[[int], float] | None = None,
     on_step: Callable[[float], bool | None] | None = None,
+    before_last_step: Callable[[], None] | None = None,
 ) -> EpochStats:
     """One shuffled pass of forward, backward and update; stops at a NaN/inf loss or when `on_step` says so.
 
     `lr_at(i)` sets the learning rate of the epoch's i-th step; `on_step(loss)` runs after each update and ends
-    the epoch by returning True.
+    the epoch by returning True; `before_last_step()` runs once, before the epoch's last step.
     """
+    last_step = math.ceil(len(split) / batch_size) - 1 if before_last_step is not None else -1
     if transform is not None and augment_rng is None:
         raise ValueError("train_epoch: a transform needs augment_rng, its own generator")
     stats = EpochStats()
@@ -156,6 +159,9 @@ def train_epoch(
             x = transform.train(x, augment_rng)
         if lr_at is not None:
             optimizer.lr = lr_at(stats.steps)
+        if stats.steps == last_step:
+            assert before_last_step is not None
+            before_last_step()
         if optimizer.fuses_into_backward:  # plain SGD: the update rides in the backward pass's products
             loss, acc = model.sgd_step(x, y, optimizer.lr, optimizer.reg)
         else:
@@ -199,10 +205,11 @@ def train_passes(
     lr_at: Callable[[int, int], float] | None = None,
     on_step: Callable[[float], bool | None] | None = None,
     progress: bool = False,
+    before_last_step: Callable[[], None] | None = None,
 ) -> bool:
     """The outer loop of `fit` and `fit_until_memorized`: shuffled passes over the training split, each followed
     by `after_pass(epoch, stats)`, until it returns True, `epochs` passes are done (no limit when None) or a loss
-    is NaN/inf. Returns whether the training diverged.
+    is NaN/inf. Returns whether the training diverged. `before_last_step()` runs before each pass's last step.
 
     Shuffling and augmentation draw from two streams seeded by `seed`, so augmenting never changes the order of
     the batches. `lr_at(epoch, i)` sets the learning rate of the epoch's i-th step; `on_step` as in `train_epoch`.
@@ -224,6 +231,7 @@ def train_passes(
             augment_rng=augment_rng,
             lr_at=None if lr_at is None else partial(lr_at, epoch),
             on_step=_ticker(bar, on_step) if progress else on_step,
+            before_last_step=before_last_step,
         )
         bar.close()
         if stats.diverged:
@@ -246,6 +254,7 @@ def fit(
     schedule: Schedule | None = None,
     patience: int = 0,
     transform: BatchTransform | None = None,
+    diagnostics: Diagnostics | None = None,
 ) -> History:
     """Train for `epochs`, validating after each; test the best-by-validation snapshot at the end.
 
@@ -256,7 +265,9 @@ def fit(
     `schedule` sets optimizer.lr = base_lr · factor before every step; `patience` > 0 stops once validation
     accuracy has not improved for that many epochs; `transform` augments (seeded by `seed`) and standardizes
     training batches and standardizes validation/test batches, and its standardization is folded into the
-    model's first layer at the end, so the returned model takes the same inputs as any other.
+    model's first layer at the end, so the returned model takes the same inputs as any other. `diagnostics`
+    measures the model on its probe at epoch 0 (before any step) and after each epoch's validation, never inside
+    the step loop (see `mlplab.diagnostics`); it changes none of training's numbers.
     """
     history = History()
     best_state: dict[str, np.ndarray] | None = None
@@ -284,6 +295,8 @@ def fit(
         if history.best_val_acc is None or val_acc > history.best_val_acc:
             history.best_val_acc, history.best_epoch = val_acc, epoch
             best_state = model.state()
+        if diagnostics is not None:
+            diagnostics.measure(model, epoch, {key: getattr(history, key)[-1] for key in CURVES})
         if on_epoch is not None:
             on_epoch(epoch, history)
         start = time.perf_counter()
@@ -292,6 +305,8 @@ def fit(
             return True
         return False
 
+    if diagnostics is not None:
+        start_diagnostics(diagnostics, model, dataset, transform, optimizer.lr)
     with np.errstate(over="ignore", invalid="ignore"):
         diverged = train_passes(
             model,
@@ -304,6 +319,7 @@ def fit(
             transform=transform,
             lr_at=None if lr_factors is None else scheduled_lr,
             progress=interactive() if progress is None else progress,
+            before_last_step=None if diagnostics is None else partial(diagnostics.keep_step_start, model),
         )
     if diverged:
         history.status = "diverged"
@@ -315,6 +331,22 @@ def fit(
         with np.errstate(over="ignore", invalid="ignore"):  # a snapshot from before a divergence may be huge
             history.test_loss, history.test_acc = evaluate(model, dataset.test, dataset.pixel_max)
     return history
+
+
+CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+def start_diagnostics(
+    diagnostics: Diagnostics, model: Model, dataset: Dataset, transform: BatchTransform | None, lr: float
+) -> None:
+    """Give `diagnostics` its probe (the validation split's first samples) and measure epoch 0, before any step."""
+    if diagnostics.needs_probe():
+        size = IMAGE_PROBE_SIZE if any(len(shape) == 3 for shape in model.layer_shapes) else PROBE_SIZE
+        split, name = (dataset.val, "val") if len(dataset.val) >= 2 else (dataset.train, "train")
+        diagnostics.probe = Probe.from_split(split, dataset.pixel_max, model.dtype, size, transform, name)
+    with np.errstate(over="ignore", invalid="ignore"):
+        val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max, transform=transform)
+        diagnostics.measure(model, 0, {"val_loss": val_loss, "val_acc": val_acc, "lr": lr})
 
 
 @dataclass

@@ -25,12 +25,14 @@ def read(path: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A two-value learning-rate sweep and a lone MLP run, on digits, two epochs each."""
+    """A two-value learning-rate sweep, a lone tanh MLP run and a run without diagnostics, on digits, 2 epochs."""
     root = tmp_path_factory.mktemp("runs")
     args = ["sweep", "learning_rate", "0.05", "0.5", "--config", CONFIG, "--set", "epochs=2", "--workers", "1"]
     assert main([*args, "--out", str(root / "sweep")]) == 0
     args = ["train", "--config", CONFIG, "--set", "epochs=2", "--set", "type=MLP", "--set", "activation=tanh"]
     assert main([*args, "--out", str(root / "mlp")]) == 0
+    args = ["train", "--config", CONFIG, "--set", "epochs=2", "--set", "diagnostics=false"]
+    assert main([*args, "--out", str(root / "unmeasured")]) == 0
     return root
 
 
@@ -61,7 +63,18 @@ def diagnostics(epochs: int, dead: float) -> dict[str, Any]:
                 "similarity": {"dense_1": 0.9 - 0.1 * epoch},
             }
         )
-    return {"format": 1, "probe": {"split": "val", "size": 512}, "bins": [-4.0, 4.0], "epochs": records}
+    layers = [
+        {"name": "dense_1", "kind": "Dense"},
+        {"name": "relu_1", "kind": "ReLU"},
+        {"name": "dense_2", "kind": "Dense"},
+    ]
+    return {
+        "format": 1,
+        "probe": {"split": "val", "size": 512},
+        "bins": [-4.0, 4.0],
+        "layers": layers,
+        "epochs": records,
+    }
 
 
 def compare(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -74,12 +87,12 @@ def test_a_sweep_and_a_run_side_by_side(runs: Path, tmp_path: Path, capsys: pyte
     out = tmp_path / "out"
     status, stdout, _ = compare(capsys, str(runs / "sweep"), str(runs / "mlp"), "--out", str(out))
     assert status == 0
-    metrics = {name: read(runs / "sweep" / "runs" / name / "metrics.json") for name in SWEEP_RUNS}
-    metrics["mlp"] = read(runs / "mlp" / "metrics.json")
+    dirs = {name: runs / "sweep" / "runs" / name for name in SWEEP_RUNS} | {"mlp": runs / "mlp"}
+    metrics = {name: read(d / "metrics.json") for name, d in dirs.items()}
     lines = stdout.splitlines()
     for name, m in metrics.items():
         line = next(line for line in lines if line.startswith(name + " "))
-        assert f"val {percent(m['best_val_acc'])}  test {percent(m['test_acc'])}" in line and "no diagnostics" in line
+        assert f"val {percent(m['best_val_acc'])}  test {percent(m['test_acc'])}  (2 epochs, ok)" in line
     differ = ["activation", "dropout", "hidden_size", "hidden_sizes", "init", "learning_rate", "type"]
     assert f"differing config keys: {', '.join(differ)}" in stdout
 
@@ -90,15 +103,43 @@ def test_a_sweep_and_a_run_side_by_side(runs: Path, tmp_path: Path, capsys: pyte
     assert re.search(r"7 of (\d+) keys differ; the other (\d+) are equal", report)
     tested = [percent(metrics[n]["test_acc"]) for n in [*SWEEP_RUNS, "mlp"]]
     assert f"| Test accuracy (best model) | {' | '.join(tested)} |" in report
-    assert "No run has a diagnostics.json" in report
-    assert "](curves.png)" in report and (out / "curves.png").read_bytes().startswith(b"\x89PNG")
-    assert not (out / "diagnostics.png").exists()
+
+    # The final epoch's diagnostics, side by side, as each run's diagnostics.json has them.
+    final = {name: read(d / "diagnostics.json")["epochs"][-1] for name, d in dirs.items()}
+    assert all(f["epoch"] == 2 for f in final.values())
+    saturated = [
+        f"{100 * final[n]['layers'][layer]['saturated']:.1f}%"
+        for n, layer in (("learning_rate=0.05", "sigmoid_1"), ("learning_rate=0.5", "sigmoid_1"), ("mlp", "tanh_1"))
+    ]
+    assert f"| sigmoid_1 saturated | {saturated[0]} | {saturated[1]} | — |" in report
+    assert f"| tanh_1 saturated | — | — | {saturated[2]} |" in report
+    similarity = [f"{final[n]['similarity']['dense_1']:.3f}" for n in [*SWEEP_RUNS, "mlp"]]
+    assert f"| dense_1 unit similarity | {' | '.join(similarity)} |" in report
+    ratio = [f"{final[n]['params']['W1']['step_update_ratio']:.2e}" for n in [*SWEEP_RUNS, "mlp"]]
+    assert f"| W1 ‖Δθ‖/‖θ‖ per step | {' | '.join(ratio)} |" in report
+    assert "no diagnostics.json" not in report
+    assert report.count("](") == 2 and (out / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / "diagnostics.png").read_bytes().startswith(b"\x89PNG")
 
     saved = read(out / "comparison.json")
     assert list(saved["runs"]) == [*SWEEP_RUNS, "mlp"]
     for name, m in metrics.items():
         assert saved["runs"][name]["val_acc"] == m["val_acc"] and saved["runs"][name]["test_acc"] == m["test_acc"]
+        assert saved["runs"][name]["diagnostics"] == final[name]
     assert saved["differing_keys"] == differ
+
+
+def test_a_run_without_diagnostics_shows_what_it_has(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, stdout, _ = compare(capsys, str(runs / "unmeasured"), str(runs / "mlp"), "--out", str(tmp_path / "out"))
+    assert status == 0
+    assert "unmeasured  val" in stdout and "(2 epochs, ok, no diagnostics)" in stdout
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "**unmeasured** has no diagnostics.json" in report and "are missing there" in report
+    assert "| tanh_1 saturated | — |" in report  # what the other run has, beside a dash
+    unmeasured = read(runs / "unmeasured" / "metrics.json")
+    assert f"| Validation accuracy (best) | {percent(unmeasured['best_val_acc'])} |" in report
 
 
 def test_diagnostics_side_by_side_and_a_run_still_training(
@@ -111,7 +152,7 @@ def test_diagnostics_side_by_side_and_a_run_still_training(
     training.mkdir()
     (training / "diagnostics.json").write_text(json.dumps(diagnostics(3, dead=0.5)))
     out = tmp_path / "out"
-    status, stdout, _ = compare(capsys, str(with_diag), str(training), str(runs / "mlp"), "--out", str(out))
+    status, stdout, _ = compare(capsys, str(with_diag), str(training), str(runs / "unmeasured"), "--out", str(out))
     assert status == 0
     assert "training (3 epochs so far)" in stdout
     report = (out / "report.md").read_text()
@@ -119,7 +160,7 @@ def test_diagnostics_side_by_side_and_a_run_still_training(
     assert "| relu_1 dead | 25.0% | 50.0% | — |" in report
     assert "| dense_1 unit similarity | 0.700 | 0.600 | — |" in report
     assert "| W1 ‖Δθ‖/‖θ‖ per step | 1.20e-03 | 1.20e-03 | — |" in report
-    assert "**mlp** has no diagnostics.json" in report
+    assert "**unmeasured** has no diagnostics.json" in report
     assert "| Validation accuracy (best) |" in report and "| Epochs | 2 | 3 | 2 |" in report
     assert (out / "diagnostics.png").read_bytes().startswith(b"\x89PNG")
     assert report.count("](") == 2  # curves and diagnostics

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from mlplab.config import applicable, defaults
+from mlplab.diagnostics import FILE_NAME as DIAGNOSTICS
+from mlplab.diagnostics import Diagnostics
 from mlplab.errors import MlplabError
 from mlplab.experiments.compare_figures import comparison_curves, diagnostics_overlay
 from mlplab.experiments.context import label as value_text
@@ -21,7 +23,7 @@ from mlplab.files import quoted_text, write_json
 from mlplab.plots import save_figure
 from mlplab.report import Figure, Section, Table, percent, write_html, write_markdown
 
-METRICS, DIAGNOSTICS = "metrics.json", "diagnostics.json"
+METRICS = "metrics.json"
 RUN_GROUPS = ("runs", "trials")  # where sweep/reproduce and tune keep their runs
 CURVES = ("train_loss", "train_acc", "val_loss", "val_acc")
 OUTPUTS = ("report.md", "report.html", "curves.png", "diagnostics.png", "comparison.json")
@@ -86,18 +88,9 @@ def read_json(path: Path) -> Any:
         raise MlplabError(f"{path}: unreadable ({quoted_text(str(exc), 200)})") from None
 
 
-def check_diagnostics(path: Path, content: Any) -> dict[str, Any]:
-    """A diagnostics.json's content, checked enough to be shown: a list of per-epoch records."""
-    epochs = content.get("epochs") if isinstance(content, dict) else None
-    if not isinstance(epochs, list) or not all(isinstance(e, dict) and isinstance(e.get("epoch"), int) for e in epochs):
-        raise MlplabError(f"{path}: not an mlplab diagnostics file (no list of epoch records)")
-    return dict(content)
-
-
 def load_run(path: Path) -> Run:
     """The run in `path`: metrics.json when it finished, else the curves its diagnostics recorded so far."""
-    has_diagnostics = (path / DIAGNOSTICS).is_file()
-    diagnostics = check_diagnostics(path / DIAGNOSTICS, read_json(path / DIAGNOSTICS)) if has_diagnostics else None
+    diagnostics = Diagnostics.load(path / DIAGNOSTICS) if (path / DIAGNOSTICS).is_file() else None
     if (path / METRICS).is_file():
         metrics = read_json(path / METRICS)
         if not isinstance(metrics, dict) or not all(isinstance(metrics.get(k), list) for k in CURVES):

@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from mlplab import data as datasets
 from mlplab.data import Dataset
+from mlplab.diagnostics import Diagnostics
 from mlplab.errors import MlplabError
 from mlplab.experiments.store import RunOutcome, RunStore
 from mlplab.files import quoted_text
@@ -52,9 +53,10 @@ def cached_dataset(config: dict[str, Any]) -> Dataset:
 
 def train_in_worker(config: dict[str, Any], title: str = "", on_epoch: EpochCallback | None = None) -> RunOutcome:
     """Train one resolved config with the BLAS thread limit; return metrics, parameters and the curves figure."""
+    diagnostics = Diagnostics() if config.get("diagnostics") else None
     with threadpool_limits(limits=BLAS_THREADS):
         dataset = cached_dataset(config)
-        metrics, model = train_run(config, dataset=dataset, on_epoch=on_epoch)
+        metrics, model = train_run(config, dataset=dataset, on_epoch=on_epoch, diagnostics=diagnostics)
     return RunOutcome(
         metrics,
         type(model).__name__,
@@ -62,6 +64,7 @@ def train_in_worker(config: dict[str, Any], title: str = "", on_epoch: EpochCall
         model.state(),  # parameters and buffers (BatchNorm's running statistics)
         dataset.pixel_max,
         curves_png(metrics, title),
+        None if diagnostics is None else diagnostics.to_dict(),
     )
 
 

@@ -29,6 +29,7 @@ class RunOutcome:
     state: dict[str, np.ndarray] = field(default_factory=dict)
     pixel_max: float = 1.0
     curves_png: bytes = b""  # drawn by the worker, so plotting runs in parallel too
+    diagnostics: dict[str, Any] | None = None  # diagnostics.json's content, when the run was measured
 
 
 def comparable(config: dict[str, Any]) -> Any:
@@ -71,7 +72,7 @@ class RunStore:
         if outcome.state:
             model = build_model(outcome.model_type, **outcome.hyper)
             model.load_state(outcome.state)
-        written = run_files(metrics, model, outcome.pixel_max, outcome.curves_png, title)
+        written = run_files(metrics, model, outcome.pixel_max, outcome.curves_png, title, outcome.diagnostics)
         files.publish(run_dir, written, marker=METRICS, owned=RUN_FILES)
         return json.loads(written[METRICS])  # type: ignore[arg-type]  # bytes: json_bytes made it
 
