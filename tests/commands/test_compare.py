@@ -178,6 +178,7 @@ def bad_inputs(root: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
     a_file = tmp / "file"
     a_file.write_text("x")
     mlp, lr = str(root / "mlp"), str(root / "sweep" / "runs" / SWEEP_RUNS[0])
+    unmeasured = root / "unmeasured"
     return {
         "not a run": ([str(empty), mlp], f"{empty}: not a run directory (no metrics.json) nor a sweep, tune or"),
         "missing": ([str(tmp / "nowhere"), mlp], f"{tmp / 'nowhere'}: no such directory"),
@@ -188,6 +189,7 @@ def bad_inputs(root: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
         "not metrics": ([str(not_metrics), mlp], f"{not_metrics / 'metrics.json'}: not a run's metrics"),
         "unwritable out": ([lr, mlp, "--out", str(a_file / "out")], f"cannot create the output directory {a_file}"),
         "out inside a run": ([lr, mlp, "--out", f"{mlp}/cmp"], f"--out {mlp}/cmp is inside the run {mlp}"),
+        "out inside another run": ([lr, mlp, "--out", f"{unmeasured}/cmp"], f"is inside the run {unmeasured}"),
     }
 
 
@@ -201,6 +203,7 @@ CASES = [
     "not metrics",
     "unwritable out",
     "out inside a run",
+    "out inside another run",
 ]
 
 

@@ -221,7 +221,8 @@ def final_record(run: Run) -> dict[str, Any]:
 
 def diagnostics_rows(runs: Sequence[Run]) -> list[list[str]]:
     """One row per layer and measure any run has at its final epoch: dead and saturated fractions, similarity of
-    the units' incoming weights, update-to-data ratio per parameter."""
+    the units' incoming weights, update-to-data ratios of the weight matrices (every parameter's are in
+    comparison.json)."""
     records = [final_record(r) for r in runs]
     rows: list[list[str]] = [["Epoch", *(cell(rec.get("epoch")) for rec in records)]]
     layer_names = unique(name for rec in records for name in (rec.get("layers") or {}))
@@ -233,7 +234,7 @@ def diagnostics_rows(runs: Sequence[Run]) -> list[list[str]]:
     for name in unique(n for rec in records for n in (rec.get("similarity") or {})):
         values = [(rec.get("similarity") or {}).get(name) for rec in records]
         rows.append([f"{name} unit similarity", *(cell_number(v) for v in values)])
-    for name in unique(n for rec in records for n in (rec.get("params") or {})):
+    for name in unique(n for rec in records for n in (rec.get("params") or {}) if str(n).startswith("W")):
         for measure, what in (("step_update_ratio", "per step"), ("update_ratio", "over the epoch")):
             values = [((rec.get("params") or {}).get(name) or {}).get(measure) for rec in records]
             if any(v is not None for v in values):
@@ -266,8 +267,8 @@ def diagnostics_section(runs: Sequence[Run], figure: Path | None) -> Section:
     intro = (
         "Measured on each run's fixed probe batch after its last epoch: the fraction of dead ReLU units (zero for "
         "every probe sample) and of saturated units, the mean pairwise cosine similarity of a layer's units' "
-        "incoming weights (1: all alike), and the update-to-data ratio ‖Δθ‖/‖θ‖ of one step (around 1e-3 is the "
-        "usual healthy rate) and over the whole epoch."
+        "incoming weights (1: all alike), and each weight matrix's update-to-data ratio ‖Δθ‖/‖θ‖ of one step "
+        "(around 1e-3 is the usual healthy rate) and over the whole epoch."
     )
     table = Table(["", *(r.label for r in runs)], diagnostics_rows(runs))
     figures = [Figure(figure, "Diagnostics per epoch, one line per run.")] if figure else []
@@ -291,11 +292,13 @@ def runs_section(runs: Sequence[Run], curves: Path) -> Section:
 
 
 def check_out(runs: Sequence[Run], out: str | Path) -> None:
-    """Refuse an output directory inside one of the runs: a report never mixes into a run's own files."""
+    """Refuse an output directory inside a run directory (compared or not): a report never mixes into a run's own
+    files."""
     target = Path(out).resolve()
-    for run in runs:
-        if target == run.path.resolve() or run.path.resolve() in target.parents:
-            raise MlplabError(f"--out {out} is inside the run {run.path}; choose another directory")
+    inside = [run.path for run in runs if run.path.resolve() in (target, *target.parents)]
+    inside += [d for d in (Path(out), *Path(out).parents) if is_run(d)]
+    if inside:
+        raise MlplabError(f"--out {out} is inside the run {inside[0]}; choose another directory")
 
 
 @dataclass
