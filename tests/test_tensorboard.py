@@ -254,3 +254,26 @@ def test_a_real_tensorboard_serves_each_runs_scalars(sweep: Path, tmp_path: Path
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+def test_a_resumed_run_replaces_what_an_interrupted_attempt_logged_after_its_checkpoint(tmp_path: Path) -> None:
+    from mlplab.models import TwoLayerNet
+    from mlplab.tensorboard import TensorBoardLog
+    from mlplab.training import History
+
+    def history(losses: list[float]) -> History:
+        return History(train_loss=losses, train_acc=[0.5] * len(losses), val_loss=losses, val_acc=[0.5] * len(losses))
+
+    model = TwoLayerNet(input_size=64, hidden_size=8)
+    first = TensorBoardLog(tmp_path, model, {"type": "TwoLayerNet"}, (8, 8))
+    for epoch in (1, 2, 3):  # killed after epoch 3 was logged but before its checkpoint: resumed after epoch 2
+        first.epoch(epoch, history([2.0, 1.5, 1.25][:epoch]))
+    first.writer.close()  # killed: no hyper-parameters, what was flushed stays
+    resumed = TensorBoardLog(tmp_path, model, {"type": "TwoLayerNet"}, (8, 8))
+    for epoch in (3, 4):
+        resumed.epoch(epoch, history([2.0, 1.5, 1.0, 0.75][:epoch]))
+    resumed.close()
+    seen = events(tmp_path)
+    assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2  # in one second, and neither overwrote the other
+    assert scalars(seen, "loss/train") == ([1, 2, 3, 4], [2.0, 1.5, 1.0, 0.75])  # epoch 3 once, the resumed one's
+    assert [h.step for h in seen.Histograms("weights/W1")] == [0, 1, 2, 3, 4]

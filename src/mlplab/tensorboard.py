@@ -7,7 +7,9 @@ written through `mlplab.files` (an atomic rename would hide the live view until 
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 INSTALL = "TensorBoard logging needs tensorboardX, which is not installed: pip install 'mlplab[tensorboard]'"
 MAX_TILES = 64  # first-layer units drawn: an 8×8 grid stays readable
 HISTOGRAM_BINS = 30
+WRITERS = itertools.count()
 MIN_TILE_SIDE = 28  # pixels: 8×8 digit tiles and 5×5 filters are enlarged to at least this
 SCALARS = {
     "loss/train": "train_loss",
@@ -97,6 +100,9 @@ class TensorBoardLog:
 
     Histograms of weights come from the model after each epoch, or, when `measured`, from the diagnostics'
     snapshots (`snapshot` as a listener: weights, gradients and activations on the probe, epoch 0 included).
+
+    The event file is opened at the first event: a run resumed after epoch k starts there at k + 1, and TensorBoard
+    is told to drop whatever an interrupted earlier attempt logged from that step on (tensorboardX's purge_step).
     """
 
     def __init__(
@@ -108,10 +114,8 @@ class TensorBoardLog:
         measured: bool = False,
     ) -> None:
         require()
-        from tensorboardX import SummaryWriter
-
-        self.logdir = make_dir(logdir)
-        self.writer = SummaryWriter(logdir=str(self.logdir), flush_secs=10)
+        self.logdir = make_dir(logdir)  # an unusable directory fails now, before any training
+        self._writer: Any = None
         self.model = model
         self.config = dict(config)
         self.tiles = first_layer(model, image_shape)
@@ -119,8 +123,33 @@ class TensorBoardLog:
         self.history: History | None = None
         self.closed = False
         self.checks_logged = 0
-        if not measured:  # else the epoch-0 snapshot brings the initialization
-            self.parameters(0, model.params)
+        # Without snapshots the initialization is logged (as step 0) once a first epoch shows the run is fresh.
+        self.initial = None if measured else {name: p.copy() for name, p in model.params.items()}
+
+    @property
+    def writer(self) -> Any:
+        """The open SummaryWriter (`open` makes it)."""
+        return self._writer if self._writer is not None else self.open(0)
+
+    def open(self, step: int) -> Any:
+        """The event writer, made at the run's first event, `step`: a step past 1 means a resumed run, whose
+        earlier attempt's events from `step` on TensorBoard drops."""
+        if self._writer is None:
+            from tensorboardX import SummaryWriter
+
+            resumed = step > 1
+            self._writer = SummaryWriter(
+                logdir=str(self.logdir),
+                flush_secs=10,
+                purge_step=step if resumed else None,
+                # tensorboardX names a file by the second and host: a second writer within that second would
+                # truncate the first's file without a suffix of its own.
+                filename_suffix=f".{os.getpid()}.{next(WRITERS)}",
+            )
+            initial, self.initial = self.initial, None
+            if initial is not None and not resumed:
+                self.parameters(0, initial)
+        return self._writer
 
     def parameters(self, step: int, params: Mapping[str, np.ndarray]) -> None:
         """Histograms of every parameter and the first layer's tiles at `step`."""
@@ -156,6 +185,7 @@ class TensorBoardLog:
     def epoch(self, epoch: int, history: History) -> None:
         """An `on_epoch` callback of `fit`: the epoch's scalars (and weights unless snapshots bring them)."""
         self.history = history
+        self.open(epoch)
         for tag, key in SCALARS.items():
             series = getattr(history, key)
             if series and math.isfinite(series[-1]):
@@ -167,6 +197,7 @@ class TensorBoardLog:
     def snapshot(self, snapshot: Any) -> None:
         """A diagnostics listener: histograms of the snapshot's weights, gradients and activations, and the tiles."""
         step = snapshot.epoch
+        self.open(step)
         self.parameters(step, snapshot.params)
         for name, value in snapshot.gradients.items():
             self.histogram(f"gradients/{name}", value, step)
@@ -177,6 +208,7 @@ class TensorBoardLog:
     def memorization(self, result: Memorization) -> None:
         """An `on_epoch` callback of `fit_until_memorized`: the fit checks' loss and accuracy on the whole training
         split by step (the one at step 0 included), and the weights."""
+        self.open(result.check_steps[0] if self.checks_logged == 0 else result.steps)
         checks = zip(result.check_steps, result.check_loss, result.check_acc, strict=True)
         for step, loss, acc in list(checks)[self.checks_logged :]:
             for tag, value in (("loss/train", loss), ("accuracy/train", acc)):
@@ -191,11 +223,13 @@ class TensorBoardLog:
         if self.closed:
             return
         self.closed = True
+        if self._writer is None:  # no epoch ended (diverged at once, or interrupted): nothing to show
+            return
         try:
             outcome: Mapping[str, Any] = metrics if metrics is not None else self._so_far()
             self.hparams(outcome)
         finally:
-            self.writer.close()
+            self._writer.close()
 
     def _so_far(self) -> dict[str, Any]:
         if self.history is None:
