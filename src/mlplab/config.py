@@ -26,6 +26,11 @@ class Option:
     rule: str = ""
     help: str = ""
 
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        """The values a key of a fixed set takes (what the command line offers), else None."""
+        return self.check.choices if isinstance(self.check, OneOf) else None
+
 
 def _positive(v: Any) -> bool:
     return v > 0
@@ -35,8 +40,18 @@ def _non_negative(v: Any) -> bool:
     return v >= 0
 
 
-def _one_of(*choices: str) -> Callable[[Any], bool]:
-    return lambda v: v in choices
+@dataclass(frozen=True)
+class OneOf:
+    """The check of a key that takes one of a fixed set of values."""
+
+    choices: tuple[str, ...]
+
+    def __call__(self, value: Any) -> bool:
+        return value in self.choices
+
+
+def _one_of(*choices: str) -> OneOf:
+    return OneOf(choices)
 
 
 def _positive_ints(v: Any) -> bool:

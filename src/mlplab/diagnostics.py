@@ -109,6 +109,8 @@ class Diagnostics:
         self.path = Path(path) if path is not None else None
         self.records: list[dict[str, Any]] = []
         self.layers: list[dict[str, Any]] = []
+        self.model: dict[str, Any] | None = None  # the measured model's type and constructor arguments
+        self.run: dict[str, Any] = {}  # what the run is (its config and data), for a reader of a running run
         self._epoch_start: dict[str, np.ndarray] | None = None  # θ at the last measurement
         self._last_step_start: dict[str, np.ndarray] | None = None  # θ before the epoch's last step
 
@@ -135,6 +137,8 @@ class Diagnostics:
             raise MlplabError("the stored diagnostics use other histogram bins; they cannot be continued")
         self.records = list(content["epochs"])
         self.layers = list(content["layers"])
+        self.model = content.get("model")
+        self.run = content.get("run") or self.run
 
     def measure(self, model: Model, epoch: int, history: dict[str, Any] | None = None) -> Snapshot:
         """Measure `model` on the probe now; `history` holds this epoch's curve values (train_loss, train_acc,
@@ -143,6 +147,8 @@ class Diagnostics:
             raise MlplabError("Diagnostics.measure: no probe (fit makes one from the validation split)")
         if not self.layers:
             self.layers = describe(model)
+        if self.model is None:
+            self.model = {"type": type(model).__name__, "hyper": dict(getattr(model, "hyper", {}))}
         with np.errstate(all="ignore"):
             passed = probe_pass(model, self.probe)
             params = {name: p.copy() for name, p in model.params.items()}
@@ -179,6 +185,8 @@ class Diagnostics:
             "bins": BINS.tolist(),
             "saturation": SATURATION,
             "dead": DEAD,
+            "model": self.model,
+            "run": self.run,
             "layers": self.layers,
             "epochs": self.records,
         }
@@ -267,9 +275,15 @@ def probe_pass(model: Model, probe: Probe) -> ProbePass:
 
 
 def describe(model: Model) -> list[dict[str, Any]]:
-    """The file's "layers": name, kind, output shape and parameter names of each layer, in order."""
+    """The file's "layers": name, kind, output shape, parameter names and count of each layer, in order."""
     return [
-        {"name": r.name, "kind": r.kind, "output_shape": list(r.output_shape), "params": list(r.param_names)}
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "output_shape": list(r.output_shape),
+            "params": list(r.param_names),
+            "param_count": r.params,
+        }
         for r in model.summary().rows
     ]
 
@@ -277,11 +291,12 @@ def describe(model: Model) -> list[dict[str, Any]]:
 def histogram(values: np.ndarray) -> list[int]:
     """Counts over `BINS`: [below the first edge, each [edge_k, edge_k+1), at or above the last edge]; NaNs left out."""
     flat = values.reshape(-1)
-    low, step = BINS[0], BINS[1] - BINS[0]
-    index = np.floor((flat.astype(np.float64) - low) / step)
-    index = index[~np.isnan(index)]
-    np.clip(index + 1, 0, len(BINS), out=index)
-    return [int(c) for c in np.bincount(index.astype(np.intp), minlength=len(BINS) + 1)]
+    inside, _ = np.histogram(flat, BINS)  # NumPy's uniform-bin fast path; its last bin also holds the last edge
+    at_top = int(np.count_nonzero(flat == BINS[-1]))
+    inside[-1] -= at_top
+    below = int(np.count_nonzero(flat < BINS[0]))
+    above = int(np.count_nonzero(flat > BINS[-1])) + at_top
+    return [below, *(int(c) for c in inside), above]
 
 
 def saturated_mask(layer: Layer, y: np.ndarray) -> np.ndarray | None:

@@ -60,6 +60,8 @@ def score_splits(model: Model, dataset: Dataset) -> dict[str, tuple[float, float
         for name in SPLITS:
             split = getattr(dataset, name)
             loss, acc = evaluate(model, split, dataset.pixel_max)
+            if not np.isfinite(loss):
+                raise MlplabError(f"the model's {name} loss is {loss}: its scores overflow {model.dtype}, no result")
             scores[name] = (loss, acc, len(split))
     return scores
 

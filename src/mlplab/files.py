@@ -18,11 +18,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any
 
 from mlplab.errors import MlplabError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Writer = bytes | Callable[[IO[bytes]], None]
 LOCK_NAME = ".mlplab.lock"
@@ -101,6 +102,8 @@ def write_json(path: str | Path, content: Any) -> Path:
 
 def npz_writer(arrays: Mapping[str, np.ndarray]) -> Callable[[IO[bytes]], None]:
     """A writer of an uncompressed .npz archive of `arrays` (no pickled objects)."""
+    import numpy as np  # not at import: the command line starts without numerics
+
     return lambda out: np.savez(out, allow_pickle=False, **arrays)
 
 

@@ -1,12 +1,15 @@
 """Optimizers: a base class adds L2 and walks the parameters; each optimizer writes only its update rule.
 
 The gradients they read (`model.grads`, left by `train_batch`) are never written: the L2 term g + reg·W is formed
-in the optimizer's own scratch. Plain SGD has a fused fast path, `Network.sgd_step`, that the training loop takes
-only for `SGD` itself with momentum 0 (`SGD.fuses_into_backward`); any subclass overriding `update` or `step` is
-stepped through `step` and its own rule, always.
+in the optimizer's own scratch. The training loop asks the optimizer for a whole step, `train_step(model, x, y)`:
+by default `train_batch` then `step`; plain SGD (`SGD` itself with momentum 0, `SGD.fuses_into_backward`) takes
+the fused fast path `Network.sgd_step` instead. Any subclass overriding `update` or `step` is stepped through
+`step` and its own rule, always.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -22,6 +25,19 @@ class Optimizer:
         self.base_lr = lr
         self.reg = reg
         self.state: dict[str, dict[str, np.ndarray]] = {}
+
+    def train_step(self, model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Forward, backward and update on one batch; returns the batch's (loss, accuracy).
+
+        A non-finite loss is returned without an update (the training loop stops there). On the fused path of
+        plain SGD the update has already happened inside `sgd_step` by the time the loss is known.
+        """
+        if self.fuses_into_backward:  # the update rides in the backward pass's products
+            return model.sgd_step(x, y, self.lr, self.reg)
+        loss, acc = model.train_batch(x, y)
+        if math.isfinite(loss):
+            self.step(model)
+        return loss, acc
 
     def step(self, model: Model) -> None:
         """One update of every parameter from the gradients the last `train_batch` left (which stay unchanged)."""

@@ -104,10 +104,14 @@ def train_run(
     model = make_model(config, dataset)
     if diagnostics is None and config.get("diagnostics"):
         diagnostics = Diagnostics(path=None if out is None else Path(out) / DIAGNOSTICS_FILE)
-    if diagnostics is not None and diagnostics.path is not None:
-        files.make_dir(diagnostics.path.parent)
-        # From the first measurement on the directory holds this run's diagnostics: an earlier run's marker goes.
-        (diagnostics.path.parent / "metrics.json").unlink(missing_ok=True)
+    if diagnostics is not None:
+        diagnostics.run = {"config": applicable(config), "dataset": dataset.summary()}
+        if diagnostics.path is not None:
+            files.make_dir(diagnostics.path.parent)
+            # From the first measurement on, the directory holds this run's files only: an earlier run's go now
+            # (metrics.json, the marker of a finished run, first), so no reader mixes the two.
+            for name in ("metrics.json", *RUN_FILES):
+                (diagnostics.path.parent / name).unlink(missing_ok=True)
     start = time.perf_counter()
     optimizer = make_optimizer(config)
     board = tensorboard_log(config, model, dataset, measured=diagnostics is not None)

@@ -19,14 +19,13 @@ from mlplab.augment import BatchTransform
 from mlplab.data import Dataset, Split
 from mlplab.diagnostics import IMAGE_PROBE_SIZE, PROBE_SIZE, Diagnostics, Probe
 from mlplab.errors import MlplabError
+from mlplab.limits import EVAL_BATCH
 from mlplab.models.base import Model
 from mlplab.optim import Optimizer
 from mlplab.schedules import Schedule
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure  # only History.plot's return type; matplotlib loads on first plot
-
-EVAL_BATCH = 2000
 
 
 @dataclass
@@ -162,15 +161,10 @@ def train_epoch(
         if stats.steps == last_step:
             assert before_last_step is not None
             before_last_step()
-        if optimizer.fuses_into_backward:  # plain SGD: the update rides in the backward pass's products
-            loss, acc = model.sgd_step(x, y, optimizer.lr, optimizer.reg)
-        else:
-            loss, acc = model.train_batch(x, y)
+        loss, acc = optimizer.train_step(model, x, y)
         if not math.isfinite(loss):
             stats.diverged = True
             break
-        if not optimizer.fuses_into_backward:
-            optimizer.step(model)
         stats.loss_sum += loss
         stats.hits += acc * len(y)
         stats.steps += 1
@@ -275,8 +269,11 @@ def fit(
     lr_factors = schedule.factors(epochs, steps) if schedule is not None and schedule.active else None
     base_lr = optimizer.base_lr
     standardizer = transform.standardizer if transform is not None else None
-    if standardizer is not None:
-        standardizer.check_foldable(model)
+    if standardizer is not None and not model.folds_input_affine(len(standardizer.mean)):
+        raise MlplabError(
+            f"{type(model).__name__} has no first layer W1 ({len(standardizer.mean)} inputs) with a bias b1 "
+            "to fold the input standardization into; use normalize: none with it"
+        )
     start = time.perf_counter()
 
     def scheduled_lr(epoch: int, i: int) -> float:
@@ -326,7 +323,7 @@ def fit(
     if best_state is not None:
         model.load_state(best_state)
     if standardizer is not None:
-        standardizer.fold_into(model)
+        model.fold_input_affine(*standardizer.affine())
     if best_state is not None:
         with np.errstate(over="ignore", invalid="ignore"):  # a snapshot from before a divergence may be huge
             history.test_loss, history.test_acc = evaluate(model, dataset.test, dataset.pixel_max)

@@ -5,6 +5,7 @@ from mlplab.commands import (
     evaluate,
     export,
     gradcheck,
+    inspect,
     keys,
     predict,
     randomize,
@@ -15,4 +16,18 @@ from mlplab.commands import (
     tune,
 )
 
-COMMANDS = [train, evaluate, predict, export, keys, gradcheck, theory, sweep, tune, reproduce, randomize, compare]
+COMMANDS = [
+    train,
+    evaluate,
+    predict,
+    export,
+    keys,
+    gradcheck,
+    theory,
+    sweep,
+    tune,
+    reproduce,
+    randomize,
+    inspect,
+    compare,
+]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from mlplab.commands.common import (
 from mlplab.config import infer_dataset
 from mlplab.errors import MlplabError
 from mlplab.experiments.conditions import CONDITIONS, DEFAULT_CORRUPTION, condition_names
-from mlplab.experiments.figures import RANDOMIZATION_FIGURES
-from mlplab.experiments.randomize import MODELS, OPTIMIZERS, QUICK, Settings, randomize
+from mlplab.experiments.randomize_settings import MODELS, OPTIMIZERS, QUICK, Settings
 from mlplab.files import claim_output
 
 
@@ -132,6 +130,10 @@ def parse_levels(text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlplab.experiments.figures import RANDOMIZATION_FIGURES
+    from mlplab.experiments.randomize import randomize
+    from mlplab.experiments.store import finished_conditions
+
     settings = settings_from(args)
     names = [n.strip() for text in args.conditions for n in text.split(",") if n.strip()]
     conditions = condition_names(names, parse_levels(args.corruption))
@@ -162,12 +164,3 @@ def run(args: argparse.Namespace) -> int:
         f"in {time.perf_counter() - start:.0f} s"
     )
     return 0
-
-
-def finished_conditions(out: Path, conditions: list[str]) -> int:
-    """How many of `conditions` an earlier invocation finished in `out` (randomize refuses other settings itself)."""
-    try:
-        done = json.loads((out / "results.json").read_text())
-    except (OSError, ValueError):
-        return 0
-    return sum(c in done for c in conditions) if isinstance(done, dict) else 0

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlplab import config as configs
-from mlplab import data as datasets
 from mlplab.commands.common import add_config_arguments, add_tensorboard_argument, epoch_line, show_progress
-from mlplab.data import Dataset
 from mlplab.files import claim_output
-from mlplab.run import train_run
-from mlplab.training import History
+
+if TYPE_CHECKING:
+    from mlplab.data import Dataset
+    from mlplab.training import History
 
 EXIT_DIVERGED = 1
 
@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from mlplab import data as datasets
+    from mlplab.run import make_model, train_run
+
     config = configs.resolve(
         args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir, tensorboard=args.tensorboard
     )
@@ -36,6 +39,7 @@ def run_train(args: argparse.Namespace) -> int:
         require()
     dataset = datasets.load(config["dataset"], config["data_dir"])
     print(run_header(config, dataset), flush=True)
+    print(make_model(config, dataset).summary(), flush=True)
     if config["tensorboard"]:
         board = config["tensorboard"]
         print(f"TensorBoard: event files in {board}; watch with tensorboard --logdir {board}", flush=True)

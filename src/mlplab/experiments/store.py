@@ -89,3 +89,20 @@ def summarize(metrics: dict[str, Any]) -> dict[str, Any]:
         "status": metrics.get("status", "ok"),
         "curves": {k: metrics[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")},
     }
+
+
+def finished_run_dirs(runs: Path, names: list[str] | None = None) -> int:
+    """How many run directories under `runs` (all, or those named) hold a finished run's metrics.json."""
+    if names is None:
+        return len(list(runs.glob(f"*/{METRICS}")))
+    return sum((runs / name / METRICS).exists() for name in names)
+
+
+def finished_conditions(out: Path, conditions: list[str]) -> int:
+    """How many of `conditions` an earlier randomization finished in `out` (randomize refuses other settings
+    itself)."""
+    try:
+        done = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(c in done for c in conditions) if isinstance(done, dict) else 0

@@ -121,6 +121,7 @@ class Network:
         grads: dict[str, np.ndarray] = {}
         weights: list[str] = []
         self._owners: list[tuple[Layer, dict[str, str]]] = []  # per layer: local name → global name
+        self.positions: list[int] = []  # per layer: the number its global names carry (W{position})
         shape = tuple(input_shape)
         self.input_shape: Shape = shape
         self.layer_shapes: list[Shape] = []  # each layer's output shape, one sample
@@ -146,6 +147,7 @@ class Network:
                     weights.append(name)
             self._owners.append((layer, names))
             self._param_names.append(tuple(names.values()))
+            self.positions.append(position)
         self.output_shape = shape
         self.weight_names = tuple(weights)
         self.grads = Gradients(grads)
@@ -206,6 +208,20 @@ class Network:
     def scores(self, x: np.ndarray) -> np.ndarray:
         """Class scores (pre-softmax) of a batch in evaluation mode, in a new array."""
         return self.forward(x, train=False).copy()
+
+    def folds_input_affine(self, size: int) -> bool:
+        """Whether the first layer can absorb a per-input affine map of `size` features (`fold_input_affine`)."""
+        return bool(self.layers) and self.layers[0].absorbs_input_affine(size)
+
+    def fold_input_affine(self, scale: np.ndarray, shift: np.ndarray) -> None:
+        """Make the network take x where it took x·scale + shift (per input feature, e.g. a standardization):
+        the first layer rewrites its params, so the same scores come from the untransformed input."""
+        if not self.folds_input_affine(len(scale)):
+            raise MlplabError(
+                f"{type(self).__name__} has no first layer W1 ({len(scale)} inputs) with a bias b1 "
+                "to fold an affine map of its input into"
+            )
+        self.layers[0].fold_input_affine(scale, shift)
 
     def regularization(self, reg: float) -> float:
         """reg/2·Σ‖W‖² over the weight matrices (never biases): the L2 part of the objective J."""
