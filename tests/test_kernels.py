@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlplab import functional as F
 from mlplab import kernels
+from tests import oracles as F
 
 RNG = np.random.default_rng(0)
 SRC = Path(__file__).resolve().parents[1] / "src"

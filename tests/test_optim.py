@@ -192,3 +192,21 @@ def test_train_step_skips_the_update_when_the_loss_is_not_finite(optimizer: Opti
     for name, p in model.params.items():
         np.testing.assert_array_equal(p, before[name])  # equal_nan is the default for assert_array_equal
     assert optimizer.state == {}
+
+
+def test_an_unknown_optimizer_name_is_refused_not_taken_for_adamw() -> None:
+    config = configs.resolve()
+    config["optimizer"] = "rmsprop"  # past the config's own check, as a hand-built dict would be
+    with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'; choose one of sgd, nesterov, adam, adamw"):
+        make_optimizer(config)
+
+
+def test_the_registry_builds_each_optimizer_from_its_settings() -> None:
+    from mlplab.optim import OPTIMIZERS, build_optimizer
+
+    settings = {"reg": 0.1, "momentum": 0.5, "beta1": 0.8, "beta2": 0.99, "weight_decay": 0.2}
+    built = {name: build_optimizer(name, 0.3, **settings) for name in OPTIMIZERS}
+    assert type(built["sgd"]) is SGD and not built["sgd"].nesterov and built["sgd"].momentum == 0.5
+    assert built["nesterov"].nesterov and built["adam"].beta1 == 0.8 and type(built["adam"]) is Adam
+    assert isinstance(built["adamw"], AdamW) and built["adamw"].weight_decay == 0.2
+    assert all(o.lr == 0.3 and o.reg == 0.1 for o in built.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import select
 import signal
@@ -11,7 +12,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from mlplab import __version__
 from mlplab.commands import COMMANDS
 from mlplab.errors import MlplabError
 from mlplab.files import quoted_text, release_outputs
@@ -47,9 +47,25 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class VersionAction(argparse.Action):
+    """--version: what would be recorded as a result's provenance, in short (found only when asked)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        from mlplab.provenance import short
+
+        print(short())
+        parser.exit()
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="mlplab", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"mlplab {__version__}")
+    parser.add_argument(
+        "--version",
+        action=VersionAction,
+        nargs=0,
+        default=argparse.SUPPRESS,
+        help="show mlplab's version and commit, Python, NumPy, SciPy, numba, the BLAS and the CPU, and exit",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
         command.register(sub)
@@ -88,6 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     A reader that stops early (`mlplab theory | head -1`) ends the command quietly with status 141, as the shell
     reports for any program stopped by a closed pipe: the output was cut short, which a pipeline may want to know.
     """
+    for stream in (sys.stdout, sys.stderr):  # a path's bytes that are not UTF-8 are printed as they are, like ls
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
     try:
         try:
             return _run(argv)

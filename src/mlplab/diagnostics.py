@@ -169,12 +169,16 @@ class Diagnostics:
         record["nonfinite"] = flagged
         self.records = [r for r in self.records if r["epoch"] != epoch] + [record]
         self._epoch_start, self._last_step_start = params, None
-        if self.path is not None:
-            files.write_json(self.path, self.to_dict())
+        self.save()
         snapshot = Snapshot(epoch, passed.outputs, passed.grads, params, record, passed.output_grads)
         for listener in self.listeners:
             listener(snapshot)
         return snapshot
+
+    def save(self) -> None:
+        """Write diagnostics.json (when this has a path), whole and atomically: readers never see half of it."""
+        if self.path is not None:
+            files.write_json(self.path, self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         """The whole diagnostics.json content."""

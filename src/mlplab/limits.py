@@ -44,9 +44,9 @@ def layer_widths(model: str, hyper: Mapping[str, Any]) -> Sequence[int] | None:
     hidden: Any
     if model == "SoftmaxRegression":
         hidden = []
-    elif model == "TwoLayerNet":
-        hidden = [hyper.get("hidden_size", 128)]
-    elif model == "MLP":
+    elif model == "TwoLayerNet" and "hidden_size" in hyper:  # a model file written before hidden_sizes
+        hidden = [hyper["hidden_size"]]
+    elif model in ("TwoLayerNet", "MLP"):
         hidden = hyper.get("hidden_sizes", [128])
         if not isinstance(hidden, list | tuple):
             return None

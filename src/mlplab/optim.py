@@ -9,11 +9,16 @@ the fused fast path `Network.sgd_step` instead. Any subclass overriding `update`
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 
-from mlplab import kernels
+from mlplab import choices, kernels
+from mlplab.errors import ConfigError
 from mlplab.models.base import Model
 
 
@@ -159,3 +164,19 @@ class AdamW(Adam):
     def decay(self, name: str) -> float:
         """1 − lr·λ for weight matrices, 1 for biases."""
         return 1.0 - self.lr * self.weight_decay if self.weight_decay and name in self.decayed else 1.0
+
+
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = dict(
+    zip(choices.OPTIMIZERS, (SGD, partial(SGD, nesterov=True), Adam, AdamW), strict=True)
+)
+"""The optimizer registry: name (`choices.OPTIMIZERS`, in that order) → constructor taking (lr, **settings)."""
+
+
+def build_optimizer(name: str, lr: float, **settings: Any) -> Optimizer:
+    """The optimizer called `name`, given the `settings` its constructor takes (reg, momentum, beta1, …; others
+    are ignored); an unknown name is a ConfigError listing the known ones."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    factory = OPTIMIZERS[name]
+    accepted = inspect.signature(factory).parameters
+    return factory(lr, **{k: v for k, v in settings.items() if k in accepted})

@@ -208,7 +208,9 @@ class TensorBoardLog:
     def memorization(self, result: Memorization) -> None:
         """An `on_epoch` callback of `fit_until_memorized`: the fit checks' loss and accuracy on the whole training
         split by step (the one at step 0 included), and the weights."""
-        self.open(result.check_steps[0] if self.checks_logged == 0 else result.steps)
+        if self._writer is None and len(result.check_steps) > 2:  # resumed: earlier checks came from a checkpoint
+            self.checks_logged = len(result.check_steps) - 1
+        self.open(result.check_steps[self.checks_logged])
         checks = zip(result.check_steps, result.check_loss, result.check_acc, strict=True)
         for step, loss, acc in list(checks)[self.checks_logged :]:
             for tag, value in (("loss/train", loss), ("accuracy/train", acc)):

@@ -128,10 +128,8 @@ def test_train_writes_metrics_curves_and_model(digits_run: tuple[Path, subproces
         "num_classes": 10,
     }
     assert metrics["config"] == configs.applicable(configs.resolve(CONFIGS / "digits.yaml"))
-    assert {"hidden_size", "momentum"} <= set(metrics["config"])  # what a Two-Layer Net with SGD uses, and only that
-    assert not {"hidden_sizes", "activation", "init", "dropout", "beta1", "beta2", "weight_decay"} & set(
-        metrics["config"]
-    )
+    assert {"hidden_sizes", "momentum"} <= set(metrics["config"])  # what a Two-Layer Net with SGD uses, and only that
+    assert not {"activation", "init", "dropout", "beta1", "beta2", "weight_decay"} & set(metrics["config"])
     png = (out / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     model, meta = Model.load(out / "model.npz")

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-from tests.test_hostile import mlplab
 
 from mlplab.models.base import build_model
+from tests.hostile.harness import mlplab
 
 
 @pytest.fixture(scope="module")

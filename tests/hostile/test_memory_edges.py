@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.test_hostile import FAST, idx_bytes, idx_dataset, mlplab, model_file
 
 from mlplab.limits import EVAL_BATCH, cnn_footprint, dense_footprint
 from mlplab.models.base import build_model
+from tests.hostile.harness import FAST, idx_bytes, idx_dataset, mlplab, model_file
 
 LIMIT = 3 << 30  # 3 GiB of address space: Python, NumPy and numba start in well under that
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.test_hostile import IN_PROCESS, Result, mlplab
 
 from mlplab.models.base import build_model
+from tests.hostile.harness import IN_PROCESS, Result, mlplab
 
 MLP = {"input_size": 64, "hidden_sizes": [4]}
 CNN = {"input_size": 64, "conv_channels": [2], "kernel_size": 3, "pool": 2, "hidden_sizes": [4], "batch_norm": True}

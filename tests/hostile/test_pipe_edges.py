@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.test_hostile import BLAS, assert_no_orphans
+
+from tests.hostile.harness import BLAS, assert_no_orphans
 
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as the shell reports for `yes | head -1`

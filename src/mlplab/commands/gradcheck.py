@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(
         args.model,
         input_size=ds.input_size,
-        hidden_size=widths[0],
-        hidden_sizes=widths,
+        hidden_sizes=widths[:1] if args.model == "two_layer" else widths,
         activation=args.activation,
         conv_channels=[int(c) for c in args.conv_channels.split(",") if c.strip()],
         kernel_size=args.kernel_size,

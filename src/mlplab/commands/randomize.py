@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -75,11 +76,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--target-acc", type=float, default=Settings.target_acc, help="training accuracy that counts as fit"
     )
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 on the weight matrices (default: 0)")
+    parser.add_argument(
+        "--reg", type=float, default=0.0, help="L2 on the weight matrices, the config key reg (default: 0)"
+    )
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout on the hidden layer (default: 0)")
     parser.add_argument(
-        "--augment", type=int, default=0, metavar="PIXELS", help="shift training images by up to PIXELS (default: 0)"
+        "--shift", type=int, default=0, metavar="PIXELS", help="shift training images by up to PIXELS (default: 0)"
     )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        dest="old_weight_decay",
+        help="old name of --reg, still read (the config key weight_decay is AdamW's decoupled decay, not L2)",
+    )
+    parser.add_argument("--augment", type=int, dest="old_augment", metavar="PIXELS", help="old name of --shift")
     parser.add_argument("--seed", type=int, default=Settings.seed, help="default: %(default)s")
     add_tensorboard_argument(parser, per_run=True, config=False)
     add_executor_arguments(parser)
@@ -95,6 +105,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         if value is not None and value < 1:
             raise MlplabError(f"{flag} must be ≥ 1, got {value}")
     dataset = args.dataset or (infer_dataset(args.data_dir) if args.data_dir else "digits")
+    reg, shift = args.reg, args.shift
+    if args.old_weight_decay is not None:
+        print("mlplab randomize: note: --weight-decay is now --reg (L2 on the weight matrices)", file=sys.stderr)
+        reg = args.old_weight_decay
+    if args.old_augment is not None:
+        print("mlplab randomize: note: --augment is now --shift (pixel shifts)", file=sys.stderr)
+        shift = args.old_augment
     quick = QUICK if args.quick else {}
     return Settings(
         dataset=dataset,
@@ -108,9 +125,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         batch_size=args.batch_size,
         max_steps=args.max_steps or quick.get("max_steps", Settings.max_steps),
         target_acc=args.target_acc,
-        weight_decay=args.weight_decay,
+        reg=reg,
         dropout=args.dropout,
-        augment=args.augment,
+        shift=shift,
         seed=args.seed,
     ).check()
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from mlplab.choices import DATASETS
 from mlplab.data.readers import read_csv, read_idx, write_idx
 from mlplab.data.sources import locate
 from mlplab.errors import DataError
@@ -16,7 +17,6 @@ from mlplab.limits import check_array_fits
 
 __all__ = ["DATASETS", "Dataset", "Split", "load", "read_csv", "read_idx", "write_idx"]
 
-DATASETS = ("digits", "mnist", "fashion-mnist")
 TRAIN_FRACTION = 0.8
 DIGITS_SPLIT_SEED = 0
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlplab.config import applicable, defaults
+from mlplab.config import applicable, defaults, upgrade
 from mlplab.diagnostics import FILE_NAME as DIAGNOSTICS
 from mlplab.diagnostics import Diagnostics
 from mlplab.errors import MlplabError
@@ -104,7 +104,7 @@ def load_run(path: Path) -> Run:
         run = Run(path, metrics, False, diagnostics)
     try:
         stored = run.metrics.get("config") or {}
-        run.config = applicable({**defaults(), **stored}) if stored else {}
+        run.config = applicable({**defaults(), **upgrade(stored)}) if stored else {}  # old key names too
     except (MlplabError, KeyError, TypeError) as exc:
         raise MlplabError(f"{path / METRICS}: its config is not an mlplab config ({exc})") from None
     return run

@@ -87,6 +87,6 @@ Results = Mapping[str, Mapping[str, Any]]
 """results.json of a randomization run: one entry per condition."""
 
 
-def label_runs(results: Results) -> list[Mapping[str, Any]]:
+def label_conditions(results: Results) -> list[Mapping[str, Any]]:
     """The label conditions' entries, in order of their corruption level."""
     return sorted((r for r in results.values() if r["corruption"] is not None), key=lambda r: r["corruption"])

@@ -7,6 +7,7 @@ The conditions are in `conditions`, the corruptions they apply in `mlplab.corrup
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -18,18 +19,29 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from mlplab.checkpoint import Checkpoint
 from mlplab.data import Dataset
 from mlplab.errors import MlplabError
 from mlplab.experiments.conditions import apply_condition, corruption_level, transform_seed
-from mlplab.experiments.executors import BLAS_THREADS, Executor, SerialExecutor, cached_dataset, make_executor
+from mlplab.experiments.executors import (
+    BLAS_THREADS,
+    Executor,
+    SerialExecutor,
+    cached_dataset,
+    make_executor,
+    run_dir_name,
+)
 from mlplab.experiments.figures import plot_randomization
-from mlplab.experiments.randomize_settings import QUICK, Settings
-from mlplab.files import write_json
+from mlplab.experiments.randomize_settings import QUICK, RENAMED, Settings
+from mlplab.files import remove_stale_temporaries, write_json
+from mlplab.provenance import provenance
 from mlplab.run import make_model, make_optimizer, make_transform
 from mlplab.training import fit_until_memorized, interactive
 
 LOSS_WINDOW = 10
 """results.json keeps the training loss as the mean over each run of this many steps."""
+CHECKPOINTS = "checkpoints"
+"""The directory in `out` where unfinished conditions keep their checkpoints (one file each, removed when done)."""
 
 
 def load_dataset(settings: Settings) -> Dataset:
@@ -56,12 +68,21 @@ def loss_curve(step_loss: list[float], window: int) -> dict[str, list]:
     return {"steps": ends, "train_loss": [float(np.mean(step_loss[i:j])) for i, j in zip(starts, ends, strict=True)]}
 
 
-def run_condition(condition: str, settings: Settings, tensorboard: str | None = None) -> dict[str, Any]:
+def condition_checkpoint(condition: str, settings: Settings, directory: str | Path) -> Checkpoint:
+    """Where a condition's training keeps its checkpoint: one file per condition in `directory`."""
+    identity = {"condition": condition, "settings": asdict(settings)}
+    return Checkpoint(Path(directory) / f"{run_dir_name(condition)}.npz", identity)
+
+
+def run_condition(
+    condition: str, settings: Settings, checkpoints: str | Path | None = None, tensorboard: str | None = None
+) -> dict[str, Any]:
     """Transform the data, train a fresh network until it fits or the budget ends; the entry of results.json.
 
     One BLAS thread, wherever it runs: OpenBLAS sums in another order with more threads, so the numbers would
-    depend on the worker count. Every condition starts from the same initialization. With `tensorboard`, the fit
-    checks and weights go to TensorBoard event files in its sub-directory named after the condition.
+    depend on the worker count. Every condition starts from the same initialization. With `checkpoints` (a
+    directory), the training saves its state there after every pass and resumes from it. With `tensorboard`, the
+    fit checks and weights go to TensorBoard event files in its sub-directory named after the condition.
     """
     config = settings.config()
     with threadpool_limits(limits=BLAS_THREADS):
@@ -85,7 +106,9 @@ def run_condition(condition: str, settings: Settings, tensorboard: str | None = 
                 seed=settings.seed,
                 transform=make_transform(config, seen, model.dtype.name),
                 on_epoch=board.memorization if board is not None else None,
+                checkpoint=condition_checkpoint(condition, settings, checkpoints) if checkpoints is not None else None,
             )
+            produced_by = provenance()
             outcome = asdict(run)
         finally:
             if board is not None:
@@ -101,6 +124,7 @@ def run_condition(condition: str, settings: Settings, tensorboard: str | None = 
         **summary,
         "loss_curve": loss_curve(summary.pop("step_loss"), LOSS_WINDOW),
         "fit_checks": checks,
+        "provenance": produced_by,
     }
 
 
@@ -109,17 +133,20 @@ def run_conditions(
     settings: Settings,
     executor: Executor | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    checkpoints: Path | None = None,
     tensorboard: str | Path | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every condition's result keyed by name, in the given order, run on `executor` (default: this process).
+    """Every condition's result keyed by name, in the given order, run on `executor` (default: this process);
+    with `checkpoints`, each keeps a checkpoint in that directory (when the executor's tasks see it).
 
     Conditions are independent and seeded, so the numbers do not depend on where or in which order they run.
     With `tensorboard`, each condition logs into its own sub-directory of it.
     """
     order = list(conditions)
     executor = executor or SerialExecutor()
+    where = str(checkpoints) if checkpoints is not None and executor.shares_files else None
     board = str(tensorboard) if tensorboard else None
-    running = {executor.submit(run_condition, condition, settings, board): condition for condition in order}
+    running = {executor.submit(run_condition, condition, settings, where, board): condition for condition in order}
     results: dict[str, dict[str, Any]] = {}
     while running:
         for handle in executor.wait_any(list(running)):
@@ -175,15 +202,21 @@ def randomize(
         },
     )
 
+    checkpoints = out / CHECKPOINTS
+    remove_stale_temporaries(checkpoints)  # a checkpoint write a kill interrupted
+
     def finished(result: dict[str, Any]) -> None:
         done[result["condition"]] = result
         write_json(out / "results.json", {c: done[c] for c in [*order, *done] if c in done})
+        condition_checkpoint(result["condition"], settings, checkpoints).remove()
         if on_result is not None:
             on_result(result)
 
     for condition in order:
-        if condition in done and on_result is not None:
-            on_result(done[condition])
+        if condition in done:
+            condition_checkpoint(condition, settings, checkpoints).remove()  # killed before it was removed
+            if on_result is not None:
+                on_result(done[condition])
     show = interactive() if progress is None else progress
     bar = tqdm(total=len(order), initial=sum(c in done for c in order), desc="conditions", disable=not show)
 
@@ -193,9 +226,11 @@ def randomize(
         bar.update()
 
     try:
-        run_conditions([c for c in order if c not in done], settings, executor, tick, tensorboard)
+        run_conditions([c for c in order if c not in done], settings, executor, tick, checkpoints, tensorboard)
     finally:
         bar.close()
+    with contextlib.suppress(OSError):
+        checkpoints.rmdir()  # empty once every condition is done
     results = {c: done[c] for c in order}
     subtitle = f"{dataset.name}, {len(dataset.train):,} training images"
     plot_randomization(results, out, subtitle, dataset.num_classes, settings.network)
@@ -214,6 +249,7 @@ def _resume(out: Path, settings: Settings) -> dict[str, dict[str, Any]]:
         raise MlplabError(f"{out}: unreadable earlier run ({exc}); use another --out or delete it") from None
     if not isinstance(done, dict) or not all(isinstance(r, dict) and "condition" in r for r in done.values()):
         raise MlplabError(f"{results}: not a randomization run's results; use another --out or delete it")
+    before = {RENAMED.get(k, k): v for k, v in before.items()} if isinstance(before, dict) else before
     if before != json.loads(json.dumps(asdict(settings))):
         raise MlplabError(f"{out} holds a randomization run with other settings; use another --out or delete it")
     return done

@@ -10,12 +10,15 @@ from mlplab import config as configs
 from mlplab.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
+"""The two of `choices.OPTIMIZERS` the tests are run with (Adam, or SGD with momentum SGD_MOMENTUM)."""
 MODELS = ("mlp", "cnn")
 CNN_CHANNELS = (16, 32)
 """The CNN of `--model cnn`: two 5×5 conv blocks (zero-padded to keep the size) of these widths, each max-pooled
 2×2, then the hidden layer."""
 DEFAULT_LR = {"adam": 0.002, "sgd": 0.05}
 SGD_MOMENTUM = 0.9
+RENAMED = {"weight_decay": "reg", "augment": "shift"}
+"""Settings fields' old names (settings.json of runs made before): weight_decay was the L2 term, now `reg`."""
 MAX_STEPS = 60_000
 QUICK: dict[str, int] = {"subset": 5000, "max_steps": 4000}
 """What --quick changes: a subset of the training images and a step budget that fits them all in minutes."""
@@ -23,7 +26,13 @@ QUICK: dict[str, int] = {"subset": 5000, "max_steps": 4000}
 
 @dataclass(frozen=True)
 class Settings:
-    """The data, network, optimizer and stopping rule shared by every condition (no regularization by default)."""
+    """The data, network, optimizer and stopping rule shared by every condition (no regularization by default).
+
+    A field that is a training-config key has its name and meaning (`reg` is L2 on the weight matrices, `shift`
+    the pixel shifts); `hidden`, `lr` and `conv_channels` become hidden_sizes=[hidden], learning_rate and
+    conv_channels (`_config_keys`). settings.json written before the renames (weight_decay for reg, augment for
+    shift) is read under the new names (`RENAMED`).
+    """
 
     dataset: str = "digits"
     data_dir: str | None = None
@@ -36,9 +45,9 @@ class Settings:
     batch_size: int = 128
     max_steps: int = MAX_STEPS
     target_acc: float = 0.99
-    weight_decay: float = 0.0
+    reg: float = 0.0
     dropout: float = 0.0
-    augment: int = 0
+    shift: int = 0
     seed: int = 0
     dtype: str = "float32"
 
@@ -63,9 +72,9 @@ class Settings:
             "conv-channels": ("conv_channels", list(self.conv_channels)),
             "lr": ("learning_rate", self.learning_rate),
             "batch-size": ("batch_size", self.batch_size),
-            "weight-decay": ("reg", self.weight_decay),
+            "reg": ("reg", self.reg),
             "dropout": ("dropout", self.dropout),
-            "augment": ("augment", self.augment),
+            "shift": ("shift", self.shift),
             "seed": ("seed", self.seed),
             "dtype": ("dtype", self.dtype),
         }
@@ -96,8 +105,8 @@ class Settings:
 
     def config(self) -> dict[str, Any]:
         """The training config of every condition: a one-hidden-layer ReLU MLP (or that layer behind the CNN's
-        conv blocks) with He init, Adam, or SGD with momentum 0.9, and the weight decay as their L2 term on the
-        weight matrices."""
+        conv blocks) with He init, Adam, or SGD with momentum 0.9, and `reg` as their L2 term on the weight
+        matrices."""
         keys = dict(self._config_keys().values())
         momentum = SGD_MOMENTUM if self.optimizer == "sgd" else 0.0
         cnn: dict[str, Any] = {"type": "CNN", "kernel_size": 5, "conv_padding": "same", "pool": 2}

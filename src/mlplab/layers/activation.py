@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlplab import kernels
+from mlplab import choices, kernels
 from mlplab.errors import MlplabError
 from mlplab.layers.base import Layer, OnnxGraph
 
@@ -115,7 +115,8 @@ class Softsign(Activation):
         return out
 
 
-ACTIVATIONS: dict[str, type[Activation]] = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "softsign": Softsign}
+ACTIVATIONS: dict[str, type[Activation]] = dict(zip(choices.ACTIVATIONS, (Sigmoid, Tanh, ReLU, Softsign), strict=True))
+"""The one activation registry: name (`choices.ACTIVATIONS`, in that order) → layer class."""
 
 
 def activation(name: str, dtype: str | np.dtype = "float32") -> Activation:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from mlplab.blas import gemm
+from mlplab.choices import INITS as INITS
 from mlplab.errors import MlplabError
 from mlplab.layers.base import Layer, OnnxGraph, Shape
-
-INITS = ("he", "xavier", "assignment")
 
 
 def initial_weight(rng: np.random.Generator, fan_in: int, fan_out: int, init: str) -> np.ndarray:
