@@ -277,3 +277,23 @@ def test_a_resumed_run_replaces_what_an_interrupted_attempt_logged_after_its_che
     assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2  # in one second, and neither overwrote the other
     assert scalars(seen, "loss/train") == ([1, 2, 3, 4], [2.0, 1.5, 1.0, 0.75])  # epoch 3 once, the resumed one's
     assert [h.step for h in seen.Histograms("weights/W1")] == [0, 1, 2, 3, 4]
+
+
+def test_a_run_killed_and_resumed_logs_each_epoch_once(tmp_path: Path) -> None:
+    from mlplab.checkpoint import KILL_ENV
+
+    args = ["train", "--config", CONFIG, "--set", "epochs=4", "--set", "threads=1", "--out", str(tmp_path / "run")]
+    command = [sys.executable, "-c", "import sys; from mlplab.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    command += ["--tensorboard", str(tmp_path / "tb")]
+    # Killed as it saves epoch 3's checkpoint: epoch 3 is already logged, the checkpoint holds epoch 2.
+    killed = subprocess.run(command, env={**os.environ, KILL_ENV: "checkpoint:3"}, capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0 and "resuming after epoch 2/4" in resumed.stdout, resumed.stderr
+    metrics = read(tmp_path / "run" / "metrics.json")
+    seen = events(tmp_path / "tb")
+    for tag, key in CURVES.items():
+        steps, values = scalars(seen, tag)
+        assert steps == [1, 2, 3, 4]  # epoch 3 once: the interrupted attempt's was purged
+        np.testing.assert_allclose(values, metrics[key], rtol=1e-6)
+    assert [h.step for h in seen.Histograms("weights/W1")] == [0, 1, 2, 3, 4]

@@ -93,14 +93,14 @@ def test_a_sweep_and_a_run_side_by_side(runs: Path, tmp_path: Path, capsys: pyte
     for name, m in metrics.items():
         line = next(line for line in lines if line.startswith(name + " "))
         assert f"val {percent(m['best_val_acc'])}  test {percent(m['test_acc'])}  (2 epochs, ok)" in line
-    differ = ["activation", "dropout", "hidden_size", "hidden_sizes", "init", "learning_rate", "type"]
+    differ = ["activation", "dropout", "init", "learning_rate", "type"]
     assert f"differing config keys: {', '.join(differ)}" in stdout
 
     report = (out / "report.md").read_text()
     assert "| learning_rate | 0.05 | 0.5 | 0.2 |" in report
     assert "| type | TwoLayerNet | TwoLayerNet | MLP |" in report
-    assert "| hidden_size | 128 | 128 | — |" in report  # a dash: the key does not apply to an MLP
-    assert re.search(r"7 of (\d+) keys differ; the other (\d+) are equal", report)
+    assert "| init | — | — | he |" in report  # a dash: the key does not apply to a Two-Layer Net
+    assert re.search(r"5 of (\d+) keys differ; the other (\d+) are equal", report)
     tested = [percent(metrics[n]["test_acc"]) for n in [*SWEEP_RUNS, "mlp"]]
     assert f"| Test accuracy (best model) | {' | '.join(tested)} |" in report
 
