@@ -247,3 +247,16 @@ def test_report_html_loads_cleanly_in_chromium(runs: Path, tmp_path: Path, capsy
     assert len(images) == 2  # the curves and the diagnostics
     for image in images:
         assert image["complete"] and image["width"] >= 400 and image["height"] >= 200 and image["alt"], image
+
+
+def test_a_tune_directory_is_expanded_to_its_trials(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = tmp_path / "tune"
+    for number, run in enumerate(["mlp", "unmeasured"]):  # a study's --out keeps each trial in trials/trial-NNNN
+        shutil.copytree(runs / run, study / "trials" / f"trial-{number:04d}")
+    (study / "best.json").write_text("{}")
+    status, stdout, _ = compare(capsys, str(study), "--out", str(tmp_path / "out"))
+    assert status == 0
+    assert [line.split()[0] for line in stdout.splitlines()[:2]] == ["trial-0000", "trial-0001"]
+    assert list(read(tmp_path / "out" / "comparison.json")["runs"]) == ["trial-0000", "trial-0001"]
