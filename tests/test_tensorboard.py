@@ -279,6 +279,7 @@ def test_a_resumed_run_replaces_what_an_interrupted_attempt_logged_after_its_che
     assert [h.step for h in seen.Histograms("weights/W1")] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.slow  # two interpreters: about 6 s under load
 def test_a_run_killed_and_resumed_logs_each_epoch_once(tmp_path: Path) -> None:
     from mlplab.checkpoint import KILL_ENV
 
