@@ -164,7 +164,16 @@ OPTIONS: dict[str, Option] = {
         True,
         help="measure every layer on a validation probe at epoch 0 and after each epoch: diagnostics.json",
     ),
+    "tensorboard": Option(
+        (str, type(None)),
+        None,
+        help="write TensorBoard event files here while training (sweep, tune, reproduce: one sub-directory per "
+        "run); needs mlplab[tensorboard]",
+    ),
 }
+OUTPUT_KEYS = frozenset({"tensorboard"})
+"""Keys that say where a run's live view goes, not what the run is: never recorded in metrics.json, so logging
+(or logging elsewhere) never makes a stored run "a different config"."""
 ALIASES = {"model": "type", "lr": "learning_rate"}
 """Other spellings of a key, taken silently (the assignment's files say model and lr)."""
 
@@ -397,7 +406,8 @@ def applicable(config: dict[str, Any]) -> dict[str, Any]:
     """The keys that shape a run of this model type, optimizer and schedule: what metrics.json records.
 
     A model's keys are its constructor's parameters (a Two-Layer Net has no `activation`, an MLP no `image_shape`);
-    Adam's betas, AdamW's decay, momentum and the step schedule's keys only where that rule or schedule is used.
+    Adam's betas, AdamW's decay, momentum and the step schedule's keys only where that rule or schedule is used;
+    never the MEASURING_KEYS or OUTPUT_KEYS.
     """
     import inspect
 
@@ -407,7 +417,7 @@ def applicable(config: dict[str, Any]) -> dict[str, Any]:
     model_keys = {k for cls in Model.registry.values() for k in inspect.signature(cls.__init__).parameters}
     out = {}
     for key, value in config.items():
-        if key in MEASURING_KEYS:
+        if key in MEASURING_KEYS or key in OUTPUT_KEYS:
             continue
         if key in model_keys and key in OPTIONS and key not in takes:
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from threadpoolctl import threadpool_limits
 
@@ -24,6 +24,9 @@ from mlplab.optim import Optimizer, build_optimizer
 from mlplab.provenance import provenance
 from mlplab.schedules import Schedule
 from mlplab.training import EpochCallback, History, fit, interactive
+
+if TYPE_CHECKING:
+    from mlplab.tensorboard import TensorBoardLog
 
 
 def make_model(config: dict[str, Any], dataset: Dataset) -> Model:
@@ -115,30 +118,61 @@ def train_run(
     if checkpoint is None and out is not None:
         checkpoint = Path(out) / CHECKPOINT_NAME
     saver = run_checkpoint(config, checkpoint) if checkpoint is not None else None
-    with threadpool_limits(limits=config.get("threads") or None):
-        history = fit(
-            model,
-            optimizer,
-            dataset,
-            epochs=config["epochs"],
-            batch_size=config["batch_size"],
-            seed=config["seed"],
-            on_epoch=on_epoch,
-            progress=progress,
-            schedule=make_schedule(config),
-            patience=config.get("patience", 0),
-            transform=make_transform(config, dataset, model.dtype.name),
-            checkpoint=saver,
-            diagnostics=diagnostics,
-        )
-        produced_by = provenance()  # inside the thread limit: the BLAS threads the run had
-    metrics = metrics_dict(history, config, dataset, time.perf_counter() - start, produced_by)
+    board = tensorboard_log(config, model, dataset, measured=diagnostics is not None)
+    if board is not None and diagnostics is not None:
+        diagnostics.listeners.append(board.snapshot)  # histograms of weights, gradients and activations
+    finished: dict[str, Any] | None = None
+    try:
+        with threadpool_limits(limits=config.get("threads") or None):
+            history = fit(
+                model,
+                optimizer,
+                dataset,
+                epochs=config["epochs"],
+                batch_size=config["batch_size"],
+                seed=config["seed"],
+                on_epoch=both(board.epoch, on_epoch) if board is not None else on_epoch,
+                progress=progress,
+                schedule=make_schedule(config),
+                patience=config.get("patience", 0),
+                transform=make_transform(config, dataset, model.dtype.name),
+                checkpoint=saver,
+                diagnostics=diagnostics,
+            )
+            produced_by = provenance()  # inside the thread limit: the BLAS threads the run had
+        metrics = finished = metrics_dict(history, config, dataset, time.perf_counter() - start, produced_by)
+    finally:
+        if board is not None:  # a run stopped early (interrupted, pruned) still closes its event file
+            board.close(finished)
     if out is not None:
         write_run(Path(out), metrics, model, dataset, None if diagnostics is None else diagnostics.to_json())
         kill_point("published")
         if saver is not None:
             saver.remove()
     return metrics, model
+
+
+def tensorboard_log(
+    config: dict[str, Any], model: Model, dataset: Dataset, measured: bool = False
+) -> TensorBoardLog | None:
+    """The run's TensorBoard event writer when the config names a `tensorboard` directory (tensorboardX is imported
+    only then); `measured`: histograms come from the diagnostics' snapshots."""
+    if not config.get("tensorboard"):
+        return None
+    from mlplab.tensorboard import TensorBoardLog
+
+    return TensorBoardLog(config["tensorboard"], model, applicable(config), dataset.image_shape, measured)
+
+
+def both(first: EpochCallback, then: EpochCallback | None) -> EpochCallback:
+    """An on_epoch that runs `first`, then `then` (which may stop the run by raising, as a pruned trial does)."""
+
+    def call(epoch: int, history: History) -> None:
+        first(epoch, history)
+        if then is not None:
+            then(epoch, history)
+
+    return call
 
 
 def run_checkpoint(config: dict[str, Any], path: str | Path) -> Checkpoint:

@@ -1,6 +1,7 @@
 """One module per subcommand; each has `register(subparsers)` that adds its parser with `func` set."""
 
 from mlplab.commands import (
+    compare,
     evaluate,
     export,
     gradcheck,
@@ -15,4 +16,18 @@ from mlplab.commands import (
     tune,
 )
 
-COMMANDS = [train, evaluate, predict, export, keys, gradcheck, theory, sweep, tune, reproduce, randomize, inspect]
+COMMANDS = [
+    train,
+    evaluate,
+    predict,
+    export,
+    keys,
+    gradcheck,
+    theory,
+    sweep,
+    tune,
+    reproduce,
+    randomize,
+    inspect,
+    compare,
+]

@@ -43,6 +43,18 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
 
 
+def add_tensorboard_argument(parser: argparse.ArgumentParser, per_run: bool = False, config: bool = True) -> None:
+    """--tensorboard DIR: event files for a live view (the config key `tensorboard`; needs mlplab[tensorboard])."""
+    where = ", one sub-directory per run so TensorBoard shows them side by side" if per_run else ""
+    default = "the config's, else none" if config else "none"
+    parser.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help=f"write TensorBoard event files into DIR as training goes{where}; watch with "
+        f"`tensorboard --logdir DIR` (needs mlplab[tensorboard]; default: {default})",
+    )
+
+
 def epoch_line(epoch: int, history: History, epochs: int) -> str:
     """One summary line per epoch: train loss/acc, val loss/acc, seconds."""
     return (

@@ -10,6 +10,7 @@ from pathlib import Path
 from mlplab.commands.common import (
     add_data_arguments,
     add_executor_arguments,
+    add_tensorboard_argument,
     condition_line,
     executor_from,
     reused_line,
@@ -90,6 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--augment", type=int, dest="old_augment", metavar="PIXELS", help="old name of --shift")
     parser.add_argument("--seed", type=int, default=Settings.seed, help="default: %(default)s")
+    add_tensorboard_argument(parser, per_run=True, config=False)
     add_executor_arguments(parser)
     parser.add_argument(
         "--out", default="runs/randomize", help="output directory (default: runs/randomize); rerun with it to resume"
@@ -165,7 +167,14 @@ def run(args: argparse.Namespace) -> int:
     if line := reused_line(finished_conditions(Path(args.out), conditions), "condition", args.out):
         print(line, flush=True)
     with executor_from(args) as executor:
-        randomize(conditions, settings, args.out, executor, on_result=lambda r: print(condition_line(r), flush=True))
+        randomize(
+            conditions,
+            settings,
+            args.out,
+            executor,
+            on_result=lambda r: print(condition_line(r), flush=True),
+            tensorboard=args.tensorboard,
+        )
     out = Path(args.out)
     print(
         f"wrote {out}/results.json, {out}/settings.json, {', '.join(f'{out}/{f}' for f in RANDOMIZATION_FIGURES)} "

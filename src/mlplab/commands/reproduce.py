@@ -9,6 +9,7 @@ from mlplab import config as configs
 from mlplab.commands.common import (
     add_config_arguments,
     add_executor_arguments,
+    add_tensorboard_argument,
     condition_line,
     executor_from,
     finished_line,
@@ -21,6 +22,7 @@ from mlplab.report import difference, percent, points
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("reproduce", help="run the writeup's experiments and write report.md / report.html")
     add_config_arguments(parser)
+    add_tensorboard_argument(parser, per_run=True)
     add_executor_arguments(parser)
     parser.add_argument("--out", default="runs/reproduce", help="output directory (default: runs/reproduce)")
     parser.add_argument(
@@ -34,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from mlplab.experiments.reproduce import dataset_settings, reproduce
     from mlplab.experiments.store import finished_run_dirs
 
-    config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
+    config = configs.resolve(
+        args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir, tensorboard=args.tensorboard
+    )
     chosen = set(configs.read_yaml(args.config) if args.config else {}) | set(configs.parse_overrides(args.overrides))
     base, adapted = dataset_settings(config, chosen)
     print(f"reproducing the writeup with {base['type']} on {base['dataset']} into {args.out}", flush=True)

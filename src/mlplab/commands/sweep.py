@@ -8,6 +8,7 @@ from pathlib import Path
 from mlplab.commands.common import (
     add_config_arguments,
     add_executor_arguments,
+    add_tensorboard_argument,
     executor_from,
     finished_line,
     reused_line,
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("key", help="the config key to vary, e.g. learning_rate")
     parser.add_argument("values", nargs="+", help="the values, e.g. 1 0.1 0.05 0.01")
     add_config_arguments(parser)
+    add_tensorboard_argument(parser, per_run=True)
     add_executor_arguments(parser)
     parser.add_argument("--out", help="output directory (default: runs/sweep-KEY); rerun with it to resume")
     parser.set_defaults(func=run)
@@ -30,7 +32,13 @@ def run(args: argparse.Namespace) -> int:
     from mlplab.experiments.sweep import run_name, run_sweep, value_configs
 
     key, configs = value_configs(
-        args.key, args.values, args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir
+        args.key,
+        args.values,
+        args.config,
+        args.overrides,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        tensorboard=args.tensorboard,
     )
     out = args.out or f"runs/sweep-{key}"
     claim_output(out)

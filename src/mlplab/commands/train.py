@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from mlplab import config as configs
-from mlplab.commands.common import add_config_arguments, epoch_line, show_progress
+from mlplab.commands.common import add_config_arguments, add_tensorboard_argument, epoch_line, show_progress
 from mlplab.files import claim_output
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "of another config in --out is refused; a finished run there is trained again and replaced.",
     )
     add_config_arguments(train)
+    add_tensorboard_argument(train)
     train.add_argument(
         "--out",
         default="runs/default",
@@ -42,8 +43,14 @@ def run_train(args: argparse.Namespace) -> int:
     from mlplab.checkpoint import CHECKPOINT_NAME
     from mlplab.run import make_model, run_checkpoint, train_run
 
-    config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
+    config = configs.resolve(
+        args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir, tensorboard=args.tensorboard
+    )
     out = claim_output(args.out)  # checked writable and held before any data is read or training starts
+    if config["tensorboard"]:
+        from mlplab.tensorboard import require
+
+        require()
     checkpoint = run_checkpoint(config, out / CHECKPOINT_NAME)
     resumed = checkpoint.check()  # before any data is read: another config's checkpoint is refused at once
     dataset = datasets.load(config["dataset"], config["data_dir"])
@@ -51,6 +58,9 @@ def run_train(args: argparse.Namespace) -> int:
     print(make_model(config, dataset).summary(), flush=True)
     if resumed is not None:
         print(f"resuming after epoch {resumed}/{config['epochs']} from {checkpoint.path}", flush=True)
+    if config["tensorboard"]:
+        board = config["tensorboard"]
+        print(f"TensorBoard: event files in {board}; watch with tensorboard --logdir {board}", flush=True)
 
     def report(epoch: int, history: History) -> None:
         print(epoch_line(epoch, history, config["epochs"]), flush=True)

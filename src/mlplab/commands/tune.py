@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlplab import config as configs
-from mlplab.commands.common import add_config_arguments, add_executor_arguments, duration, executor_from
+from mlplab.commands.common import (
+    add_config_arguments,
+    add_executor_arguments,
+    add_tensorboard_argument,
+    duration,
+    executor_from,
+)
 from mlplab.errors import ConfigError
 from mlplab.experiments.search_space import SAMPLERS, load_space
 from mlplab.files import claim_output
@@ -20,6 +26,7 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("tune", help="Optuna search maximizing validation accuracy, persisted and resumable")
     add_config_arguments(parser)
+    add_tensorboard_argument(parser, per_run=True)
     parser.add_argument("--space", required=True, help="search space YAML, e.g. configs/space_two_layer.yaml")
     parser.add_argument("--trials", type=int, required=True, help="finished trials the study should hold")
     parser.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="how to pick trials (default: tpe)")
@@ -64,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.trials < 1:
         raise ConfigError(f"--trials must be ≥ 1, got {args.trials}")
-    base = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
+    base = configs.resolve(
+        args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir, tensorboard=args.tensorboard
+    )
     space = load_space(args.space)
     pruner = optuna.pruners.NopPruner() if args.no_pruning else None
     claim_output(args.out)

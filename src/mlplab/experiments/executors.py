@@ -18,6 +18,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -325,7 +326,7 @@ class Runner:
             self.reused.add(name)
             return name
         checkpoint = self.checkpoint_path(name, config)
-        self.running[self.executor.submit(train_in_worker, config, title, None, checkpoint)] = name
+        self.running[self.executor.submit(train_in_worker, run_log_dir(config, name), title, None, checkpoint)] = name
         return name
 
     def checkpoint_path(self, name: str, config: dict[str, Any]) -> str | None:
@@ -373,6 +374,22 @@ def run_dir_name(text: str) -> str:
         digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()  # argv's non-UTF-8 bytes too
         safe = f"{safe[: MAX_RUN_NAME - 13]}-{digest[:12]}"
     return safe
+
+
+def check_tensorboard(config: dict[str, Any]) -> None:
+    """Fail early, in the parent, when the config logs to TensorBoard and tensorboardX is missing."""
+    if config.get("tensorboard"):
+        from mlplab.tensorboard import require
+
+        require()
+
+
+def run_log_dir(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """`config` logging to TensorBoard into the sub-directory `name` of its `tensorboard` directory, so each run
+    of a sweep, study or writeup is its own TensorBoard run; unchanged when it does not log."""
+    if not config.get("tensorboard"):
+        return config
+    return {**config, "tensorboard": str(Path(config["tensorboard"]) / name)}
 
 
 def check_dataset_reachable(config: dict[str, Any]) -> None:

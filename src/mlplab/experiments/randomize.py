@@ -74,30 +74,45 @@ def condition_checkpoint(condition: str, settings: Settings, directory: str | Pa
     return Checkpoint(Path(directory) / f"{run_dir_name(condition)}.npz", identity)
 
 
-def run_condition(condition: str, settings: Settings, checkpoints: str | Path | None = None) -> dict[str, Any]:
+def run_condition(
+    condition: str, settings: Settings, checkpoints: str | Path | None = None, tensorboard: str | None = None
+) -> dict[str, Any]:
     """Transform the data, train a fresh network until it fits or the budget ends; the entry of results.json.
 
     One BLAS thread, wherever it runs: OpenBLAS sums in another order with more threads, so the numbers would
     depend on the worker count. Every condition starts from the same initialization. With `checkpoints` (a
-    directory), the training saves its state there after every pass and resumes from it.
+    directory), the training saves its state there after every pass and resumes from it. With `tensorboard`, the
+    fit checks and weights go to TensorBoard event files in its sub-directory named after the condition.
     """
     config = settings.config()
     with threadpool_limits(limits=BLAS_THREADS):
         dataset = load_dataset(settings)
         seen = apply_condition(dataset, condition, transform_seed(settings.seed, condition))
         model = make_model(config, seen)
-        run = fit_until_memorized(
-            model,
-            make_optimizer(config),
-            seen,
-            batch_size=settings.batch_size,
-            max_steps=settings.max_steps,
-            target_acc=settings.target_acc,
-            seed=settings.seed,
-            transform=make_transform(config, seen, model.dtype.name),
-            checkpoint=condition_checkpoint(condition, settings, checkpoints) if checkpoints is not None else None,
-        )
-        produced_by = provenance()
+        board, outcome = None, None
+        if tensorboard:
+            from mlplab.tensorboard import TensorBoardLog
+
+            hparams = {"condition": condition, **asdict(settings)}
+            board = TensorBoardLog(Path(tensorboard) / condition, model, hparams, seen.image_shape)
+        try:
+            run = fit_until_memorized(
+                model,
+                make_optimizer(config),
+                seen,
+                batch_size=settings.batch_size,
+                max_steps=settings.max_steps,
+                target_acc=settings.target_acc,
+                seed=settings.seed,
+                transform=make_transform(config, seen, model.dtype.name),
+                on_epoch=board.memorization if board is not None else None,
+                checkpoint=condition_checkpoint(condition, settings, checkpoints) if checkpoints is not None else None,
+            )
+            produced_by = provenance()
+            outcome = asdict(run)
+        finally:
+            if board is not None:
+                board.close(outcome)
     summary = asdict(run)
     checks = {"steps": summary.pop("check_steps"), "train_loss": summary.pop("check_loss")}
     checks["train_acc"] = summary.pop("check_acc")
@@ -119,16 +134,19 @@ def run_conditions(
     executor: Executor | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     checkpoints: Path | None = None,
+    tensorboard: str | Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every condition's result keyed by name, in the given order, run on `executor` (default: this process);
     with `checkpoints`, each keeps a checkpoint in that directory (when the executor's tasks see it).
 
     Conditions are independent and seeded, so the numbers do not depend on where or in which order they run.
+    With `tensorboard`, each condition logs into its own sub-directory of it.
     """
     order = list(conditions)
     executor = executor or SerialExecutor()
     where = str(checkpoints) if checkpoints is not None and executor.shares_files else None
-    running = {executor.submit(run_condition, condition, settings, where): condition for condition in order}
+    board = str(tensorboard) if tensorboard else None
+    running = {executor.submit(run_condition, condition, settings, where, board): condition for condition in order}
     results: dict[str, dict[str, Any]] = {}
     while running:
         for handle in executor.wait_any(list(running)):
@@ -145,17 +163,24 @@ def randomize(
     executor: Executor | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
     progress: bool | None = None,
+    tensorboard: str | Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run every condition into `out`: settings.json first, results.json after each condition (a rerun with the
     same settings and `out` skips the finished ones), then the figures. Returns results.json's content.
 
     Without an `executor` the conditions run on a pool of one process per core, as `mlplab randomize` does.
     `progress`: a bar over the conditions (tqdm.auto), by default when someone can watch (a notebook, a terminal).
+    `tensorboard`: a directory for TensorBoard event files, one sub-directory per condition (not part of the settings:
+    a rerun may log elsewhere and still resume).
     """
     if executor is None:
         with make_executor() as pool:
-            return randomize(conditions, settings, out, pool, on_result, progress)
+            return randomize(conditions, settings, out, pool, on_result, progress, tensorboard)
     settings.check()
+    if tensorboard:
+        from mlplab.tensorboard import require
+
+        require()
     order = list(conditions)
     out = Path(out)
     done = _resume(out, settings)
@@ -201,7 +226,7 @@ def randomize(
         bar.update()
 
     try:
-        run_conditions([c for c in order if c not in done], settings, executor, tick, checkpoints)
+        run_conditions([c for c in order if c not in done], settings, executor, tick, checkpoints, tensorboard)
     finally:
         bar.close()
     with contextlib.suppress(OSError):

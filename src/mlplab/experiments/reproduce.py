@@ -17,7 +17,7 @@ from typing import Any
 from mlplab import theory
 from mlplab.experiments.commentary import tuning_commentary
 from mlplab.experiments.context import Context, Extra, change_text, label
-from mlplab.experiments.executors import Executor, Runner, check_dataset_reachable
+from mlplab.experiments.executors import Executor, Runner, check_dataset_reachable, check_tensorboard
 from mlplab.experiments.figures import accuracy_overlay
 from mlplab.experiments.store import RunStore, summarize
 from mlplab.experiments.sweep import SweepResult, accuracy_table, sweep_section
@@ -73,6 +73,7 @@ def reproduce(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_dataset_reachable(base)
+    check_tensorboard(base)
     ctx = Context(base, out, Runner(executor, RunStore(out / "runs"), on_saved), executor)
     lr_runs = sweep_overrides("learning_rate", LR_VALUES)
     reg_runs = sweep_overrides("reg", REG_VALUES, {"learning_rate": REG_SWEEP_LR})

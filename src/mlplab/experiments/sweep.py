@@ -12,7 +12,7 @@ from matplotlib.figure import Figure as MplFigure
 from mlplab import config as configs
 from mlplab.errors import ConfigError
 from mlplab.experiments.commentary import sweep_commentary
-from mlplab.experiments.executors import Executor, Runner, check_dataset_reachable, run_dir_name
+from mlplab.experiments.executors import Executor, Runner, check_dataset_reachable, check_tensorboard, run_dir_name
 from mlplab.experiments.figures import accuracy_overlay, overlay_figure
 from mlplab.experiments.store import RunStore, comparable, summarize
 from mlplab.files import quoted, write_json, write_text
@@ -103,6 +103,7 @@ def run_sweep(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_dataset_reachable(next(iter(value_config.values())))
+    check_tensorboard(next(iter(value_config.values())))
     names = distinct_run_names(key, value_config)
     store = RunStore(out / "runs")
 

@@ -28,7 +28,14 @@ from optuna.trial import TrialState
 from mlplab import config as configs
 from mlplab.checkpoint import CHECKPOINT_NAME
 from mlplab.errors import ConfigError, MlplabError
-from mlplab.experiments.executors import Executor, cached_dataset, check_dataset_reachable, train_in_worker
+from mlplab.experiments.executors import (
+    Executor,
+    cached_dataset,
+    check_dataset_reachable,
+    check_tensorboard,
+    run_log_dir,
+    train_in_worker,
+)
 from mlplab.experiments.search_space import SAMPLERS, Param, decoded
 from mlplab.experiments.store import RunOutcome, RunStore, summarize
 from mlplab.experiments.study_storage import driver_url, storage_lock, wait_for_others
@@ -269,6 +276,7 @@ def run_study(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     check_dataset_reachable(base)
+    check_tensorboard(base)
     storage = storage or default_storage(out)
     pruner = pruner if pruner is not None else default_pruner()
     study = open_study(storage, study_name, make_sampler(sampler, space, base["seed"]), pruner)
@@ -294,7 +302,8 @@ def run_study(
             config = {**base, **suggest_all(study, trial, space)}
             title = f"trial {trial.number}: {_params_text(trial.params)}"
             checkpoint = trial_checkpoint(store, trial, config) if executor.shares_files else None
-            task = executor.submit(trial_task, config, pruner, pruning_snapshot(study), title, checkpoint)
+            logged = run_log_dir(config, trial_dir(trial.number))
+            task = executor.submit(trial_task, logged, pruner, pruning_snapshot(study), title, checkpoint)
             in_flight[task] = (trial, config)
         if not in_flight:
             break
