@@ -1,0 +1,5 @@
+# %% [markdown]
+# # 01_assignment
+
+# %%
+print(1)

@@ -1,0 +1,5 @@
+# %% [markdown]
+# # 02_own_layer
+
+# %%
+print(1)

@@ -1,0 +1,5 @@
+# %% [markdown]
+# # 03_what_goes_wrong
+
+# %%
+print(1)

@@ -1,0 +1,5 @@
+# %% [markdown]
+# # 04_randomization
+
+# %%
+print(1)

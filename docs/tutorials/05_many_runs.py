@@ -1,0 +1,5 @@
+# %% [markdown]
+# # 05_many_runs
+
+# %%
+print(1)
