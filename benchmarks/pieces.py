@@ -74,11 +74,7 @@ def pieces(ds: Dataset, model: Network, optimizer: Optimizer, batch: int, repeat
     model.load_state(state)
 
     def whole_step() -> None:
-        if fused:
-            model.sgd_step(x, y, optimizer.lr, optimizer.reg)
-        else:
-            model.train_batch(x, y)
-            optimizer.step(model)
+        optimizer.train_step(model, x, y)
 
     rows.append(("sum of the pieces", sum(us for _, us in rows)))
     rows.append(("whole step (same batch)", per_call_us(whole_step, repeats)))

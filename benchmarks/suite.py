@@ -334,6 +334,8 @@ def run(quick: bool, data_dir: str | None, threads: int | None = None) -> dict[s
 
 
 def _run(quick: bool, data_dir: str | None) -> dict[str, Any]:
+    from benchmarks import checkpoint  # it builds on this module's helpers
+
     rounds = 1 if quick else 7
     ds = workload(quick, data_dir)
     threads = blas_threads()
@@ -393,6 +395,7 @@ def _run(quick: bool, data_dir: str | None) -> dict[str, Any]:
         },
         "floor": {"epoch_seconds": epoch["floor"], "efficiency": round_ratio(times, "floor", "mlplab")},
         "recipes": recipe_shape(ds, threads, rounds),
+        "checkpoint": checkpoint.checkpoint_cost(ds, rounds),
         "eval": {"samples": len(ds.val) + len(ds.test), "seconds": eval_seconds(ds, 3 if quick else 20)},
         "memory": peak_rss_mb(ds, quick),
         "sweep": sweep_throughput(ds, quick),
@@ -434,6 +437,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"| evaluation of {r['eval']['samples']} samples | {r['eval']['seconds'] * 1000:.1f} ms | ≤ 30 ms |",
         f"| peak RSS ({r['memory']['what']}) | {r['memory']['peak_rss_mb']:.0f} MB | ≤ 400 MB |",
     ]
+    from benchmarks import checkpoint
+
     rc = r["recipes"]
     re_, rr = rc["epoch_seconds"], rc["ratios"]
     lines += [
@@ -450,6 +455,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"| mlplab / JAX | {ratio_cell(rc['rounds'], rr['mlplab_over_jax'], 'jax')} | ≤ 0.8× |",
         f"| GEMM floor per epoch | {re_['floor']:.3f} s | |",
         f"| floor efficiency (floor / epoch) | {rc['floor']['efficiency']:.0%} | |",
+        checkpoint.markdown_row(r["checkpoint"]),
     ]
     s = r["sweep"]
     lines.append(

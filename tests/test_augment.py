@@ -111,14 +111,17 @@ def test_standardizer_statistics_and_floor():
 def test_folding_the_standardization_into_the_first_layer(digits):
     st = Standardizer.fit(digits.train, digits.pixel_max, "float64")
     x = digits.test.x / digits.pixel_max
+    scale, shift = st.affine()
+    np.testing.assert_allclose(x * scale + shift, st(x.copy()), rtol=1e-12, atol=1e-12)
     for model in (MLP(64, [20, 10], activation="tanh", dtype="float64"), TwoLayerNet(64, 12, dtype="float64")):
         for p in model.params.values():
             p[...] = np.random.default_rng(1).normal(0, 0.3, p.shape)
         before = model.scores(st(x.copy()))
-        st.fold_into(model)
+        model.fold_input_affine(*st.affine())
         np.testing.assert_allclose(model.scores(x), before, rtol=1e-10, atol=1e-10)
+    assert not SoftmaxRegression(64).folds_input_affine(64)
     with pytest.raises(MlplabError, match="bias"):
-        st.fold_into(SoftmaxRegression(64))
+        SoftmaxRegression(64).fold_input_affine(*st.affine())
 
 
 def test_transform_augments_training_batches_only(digits):

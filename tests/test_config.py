@@ -22,7 +22,7 @@ def write(tmp_path: Path, text: str, name: str = "config.yaml") -> Path:
 def test_defaults_are_the_assignments() -> None:
     config = configs.resolve()
     assert {k: config[k] for k in ASSIGNMENT_DEFAULTS} == ASSIGNMENT_DEFAULTS
-    assert (config["type"], config["hidden_size"], config["seed"]) == ("TwoLayerNet", 128, 1024)
+    assert (config["type"], config["hidden_sizes"], config["seed"]) == ("TwoLayerNet", [128], 1024)
     assert (config["dataset"], config["data_dir"], config["dtype"]) == ("digits", None, "float32")
 
 
@@ -74,7 +74,7 @@ def test_sections_are_merged_and_equal_to_flat_keys(tmp_path: Path) -> None:
     sectioned = configs.resolve(write(tmp_path, SECTIONED, "a.yaml"))
     flat = configs.resolve(write(tmp_path, FLAT, "b.yaml"))
     assert sectioned == flat
-    assert sectioned["learning_rate"] == 0.05 and sectioned["hidden_size"] == 64 and sectioned["momentum"] == 0.9
+    assert sectioned["learning_rate"] == 0.05 and sectioned["hidden_sizes"] == [64] and sectioned["momentum"] == 0.9
 
 
 def test_a_key_set_twice_differently_is_rejected(tmp_path: Path) -> None:
@@ -151,7 +151,7 @@ BAD_VALUES = {
     "batch_size=2.5": "config key 'batch_size': expected int, got 2.5",
     "epochs=0": "config key 'epochs'=0: must be ≥ 1",
     "epochs=ten": "config key 'epochs': expected int, got 'ten'",
-    "hidden_size=0": "config key 'hidden_size'=0: must be ≥ 1",
+    "hidden_sizes=[0]": "config key 'hidden_sizes'=[0]: must be a non-empty list of ints ≥ 1",
     "reg=-1": "config key 'reg'=-1.0: must be ≥ 0",
     "momentum=1": "config key 'momentum'=1.0: must be in [0, 1)",
     "seed=-1": "config key 'seed'=-1: must be ≥ 0",
@@ -217,8 +217,85 @@ def test_missing_or_unreadable_config(tmp_path: Path) -> None:
 def test_applicable_keeps_only_what_the_model_optimizer_and_schedule_use() -> None:
     mlp = configs.applicable(configs.resolve(CONFIGS / "mnist_best.yaml"))
     assert {"hidden_sizes", "activation", "init", "dropout", "beta1", "beta2", "warmup_epochs"} <= set(mlp)
-    assert not {"hidden_size", "momentum", "weight_decay", "steps", "gamma"} & set(mlp)
+    assert not {"momentum", "weight_decay", "milestones", "gamma"} & set(mlp)
     softmax = configs.applicable(configs.resolve(None, ["type=softmax", "schedule=step", "optimizer=adamw"]))
-    assert {"steps", "gamma", "weight_decay", "beta1"} <= set(softmax)
-    assert not {"hidden_size", "hidden_sizes", "activation", "momentum"} & set(softmax)
+    assert {"milestones", "gamma", "weight_decay", "beta1"} <= set(softmax)
+    assert not {"hidden_sizes", "activation", "momentum"} & set(softmax)
     assert configs.applicable(softmax) == softmax
+
+
+@pytest.fixture
+def fresh_notes() -> None:
+    """Each old name is noted once per process: start every test with none noted yet."""
+    configs._noted.clear()
+
+
+@pytest.mark.parametrize(
+    ("override", "new", "value"),
+    [("augment=2", "shift", 2), ("steps=[3, 5]", "milestones", [3, 5]), ("hidden_size=64", "hidden_sizes", [64])],
+)
+def test_an_old_key_name_is_read_as_the_new_one_with_a_one_line_note(
+    override: str, new: str, value: object, fresh_notes: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = override.split("=")[0]
+    config = configs.resolve(None, [override])
+    assert config[new] == value and old not in config
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--set: config key {old} is now {new}" in err and "still works" in err
+    assert configs.resolve(None, [override]) == config  # the same again, and not noted twice
+    assert capsys.readouterr().err == ""
+
+
+def test_old_names_in_a_file_and_as_keywords(tmp_path: Path, fresh_notes: None, capsys) -> None:
+    old = write(tmp_path, "Train:\n  type: TwoLayerNet\nnetwork:\n  hidden_size: 32\ndata:\n  augment: 1\n")
+    config = configs.resolve(old, ["lr=0.5"])
+    assert (config["hidden_sizes"], config["shift"], config["learning_rate"]) == ([32], 1, 0.5)
+    assert config == configs.resolve(write(tmp_path, "hidden_sizes: [32]\nshift: 1\n", "new.yaml"), ["lr=0.5"])
+    assert configs.resolve(None, augment=2)["shift"] == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(": config key ")[1].split(" is now")[0] for line in err] == ["hidden_size", "augment"]
+
+
+def test_an_old_and_a_new_name_with_different_values_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="key 'shift' is set twice with different values"):
+        configs.resolve(write(tmp_path, "augment: 1\nshift: 2\n"))
+
+
+def test_a_stored_config_is_upgraded_silently(capsys: pytest.CaptureFixture[str]) -> None:
+    stored = {"type": "TwoLayerNet", "hidden_size": 64, "augment": 1, "steps": [2, 4], "reg": 0.1}
+    assert configs.upgrade(stored) == {
+        "type": "TwoLayerNet",
+        "reg": 0.1,
+        "hidden_sizes": [64],
+        "shift": 1,
+        "milestones": [2, 4],
+    }
+    assert configs.upgrade({"hidden_size": 64, "hidden_sizes": [32]}) == {"hidden_sizes": [32]}  # the new one stands
+    assert capsys.readouterr().err == ""
+
+
+def test_the_renamed_keys_are_documented() -> None:
+    table = (CONFIGS.parent / "docs" / "guide" / "configs.md").read_text().split("# Renamed keys")[1]
+    for old, renamed in configs.RENAMED.items():
+        assert f"| `{old}` | `{renamed.new}` |" in table
+
+
+def test_every_choice_is_the_one_its_module_implements() -> None:
+    from mlplab import choices, data, optim, schedules
+    from mlplab.layers import ACTIVATIONS, INITS
+    from mlplab.models.cnn import CONV_PADDINGS
+
+    assert data.DATASETS == choices.DATASETS and schedules.SCHEDULES == choices.SCHEDULES
+    assert tuple(ACTIVATIONS) == choices.ACTIVATIONS and INITS == choices.INITS
+    assert CONV_PADDINGS == choices.CONV_PADDINGS and tuple(optim.OPTIMIZERS) == choices.OPTIMIZERS
+    for key, names in [("activation", choices.ACTIVATIONS), ("optimizer", choices.OPTIMIZERS)]:
+        assert all(configs.OPTIONS[key].check(name) for name in names) and not configs.OPTIONS[key].check("x")
+
+
+def test_importing_the_config_imports_no_model_code() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, mlplab.config; print(sorted(m for m in sys.modules if m.startswith('mlplab.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "mlplab.choices" in loaded and not any(m in loaded for m in ("mlplab.layers", "mlplab.models'", "numba"))

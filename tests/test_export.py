@@ -89,6 +89,20 @@ def test_every_model_type_has_an_exporter() -> None:
     assert not missing, f"register an ONNX builder with mlplab.export.exporter for {missing}"
 
 
+def test_every_layer_kind_writes_its_own_nodes_and_importing_layers_loads_no_onnx() -> None:
+    import subprocess
+    import sys
+
+    from mlplab import layers
+    from mlplab.layers.base import Layer
+
+    kinds = [k for k in vars(layers).values() if isinstance(k, type) and issubclass(k, Layer) and k is not Layer]
+    silent = [k.__name__ for k in kinds if k.onnx_nodes is Layer.onnx_nodes and k.__name__ != "Activation"]
+    assert not silent, f"layer kinds without onnx_nodes: {silent}"
+    code = "import sys, mlplab.layers, mlplab.models; print(sorted(m for m in sys.modules if m.startswith('onnx')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
 def test_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", str(tmp_path / "none.npz"), str(tmp_path / "m.onnx")]) == 2
     assert capsys.readouterr().err.strip() == f"mlplab export: error: {tmp_path / 'none.npz'}: no such model file"

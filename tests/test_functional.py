@@ -1,4 +1,5 @@
-"""Values and derivatives of the activations, softmax and cross-entropy."""
+"""Values and derivatives of the reference formulas in tests/oracles.py (activations, softmax, cross-entropy); its
+softmax is mlplab.functional's, the one predict uses."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
-from mlplab import functional as F
+from mlplab import choices
+from mlplab.layers import ACTIVATIONS
+from tests import oracles as F
 
 EPS = 1e-6
 
@@ -98,6 +101,10 @@ def test_sigmoid_saturates_without_overflow_and_writes_into_out() -> None:
     assert result is out
     np.testing.assert_allclose(out, [0.0, 0.0, 1.0, 1.0], atol=1e-7)
     assert out.dtype == np.float32
+
+
+def test_every_activation_has_an_oracle() -> None:
+    assert tuple(F.ACTIVATIONS) == choices.ACTIVATIONS == tuple(ACTIVATIONS)
 
 
 @pytest.mark.parametrize("name", sorted(F.ACTIVATIONS))

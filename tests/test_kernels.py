@@ -3,13 +3,20 @@ the same way) and float64."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from mlplab import functional as F
 from mlplab import kernels
+from tests import oracles as F
 
 RNG = np.random.default_rng(0)
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -105,3 +112,42 @@ def test_shift_images_matches_the_padded_fancy_index(dtype: type) -> None:
     out = np.full_like(x, 99)
     kernels.shift_images(x, dy, dx, h, w, out)
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.slow
+def test_train_compiles_in_process_when_no_cache_directory_is_writable(tmp_path: Path) -> None:
+    """Issue 23: with no writable numba cache anywhere, every compiled function (kernels, convolution, augment)
+    falls back to compiling in the process, and a CNN trained with elastic distortions and shifts still runs.
+
+    Unwritable for root too: a copy of the package whose __pycache__ is a regular file, and NUMBA_CACHE_DIR,
+    XDG_CACHE_HOME and HOME below a regular file, so numba finds no place to create its cache directory."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    package = tmp_path / "src" / "mlplab"
+    shutil.copytree(SRC / "mlplab", package, ignore=shutil.ignore_patterns("__pycache__"))
+    for directory in [package, *(p for p in package.rglob("*") if p.is_dir())]:
+        (directory / "__pycache__").write_text("")
+    nowhere = str(blocker / "cache")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tmp_path / "src"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "NUMBA_CACHE_DIR": nowhere,
+        "XDG_CACHE_HOME": nowhere,
+        "HOME": nowhere,
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    settings = ["type=CNN", "conv_channels=[2]", "kernel_size=3", "hidden_sizes=[8]", "epochs=1", "threads=1",
+                "augment=1", "elastic=2", "dataset=digits"]  # fmt: skip
+    args = [arg for s in settings for arg in ("--set", s)]
+    done = subprocess.run(
+        [sys.executable, "-m", "mlplab.cli", "train", *args, "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert (tmp_path / "run" / "metrics.json").is_file()
+    assert not list(package.rglob("*.nbi")), "a cache index was written after all"

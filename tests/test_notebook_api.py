@@ -52,7 +52,7 @@ def test_train_from_a_config_dict_equals_the_cli_run(tmp_path: Path) -> None:
     metrics, model = mlplab.train(layout, tmp_path, epochs=3, threads=1, progress=False)
     assert isinstance(model, models.MLP) and model.params["W1"].shape == (64, 32)
     assert metrics["config"]["hidden_sizes"] == [32] and metrics["config"]["epochs"] == 3
-    assert {p.name for p in tmp_path.iterdir()} == {"metrics.json", "curves.png", "model.npz"}
+    assert {p.name for p in tmp_path.iterdir()} == {"metrics.json", "curves.png", "model.npz", "diagnostics.json"}
     flat = configs.resolve(None, ["type=MLP", "learning_rate=0.01", "optimizer=adam", "hidden_sizes=[32]"])
     same, _ = train_run({**flat, "epochs": 3, "threads": 1})
     assert same["val_acc"] == metrics["val_acc"] and same["test_acc"] == metrics["test_acc"] > 0.5

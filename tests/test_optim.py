@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mlplab import config as configs
@@ -136,3 +137,76 @@ def test_cli_reports_a_bad_optimizer_config_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == 2
     assert err.count("\n") == 1 and "momentum" in err and "Traceback" not in err
+
+
+def _batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((6, 5)), np.arange(6) % 3
+
+
+def test_train_step_of_plain_sgd_is_the_fused_sgd_step() -> None:
+    x, y = _batch()
+    fused, reference = (MLP(5, [4], num_classes=3, dtype="float64", seed=2) for _ in range(2))
+    loss, acc = SGD(lr=0.5, reg=0.1).train_step(fused, x, y)
+    with pytest.raises(RuntimeError, match="fused sgd_step"):
+        fused.grads["W1"]  # the fused path applied the gradients without keeping them
+    assert (loss, acc) == reference.sgd_step(x, y, 0.5, 0.1)
+    for name, p in fused.params.items():
+        np.testing.assert_array_equal(p, reference.params[name])
+
+
+def test_train_step_of_momentum_sgd_is_train_batch_then_step() -> None:
+    x, y = _batch()
+    model, reference = (MLP(5, [4], num_classes=3, dtype="float64", seed=2) for _ in range(2))
+    loss, _ = SGD(lr=0.5, momentum=0.9).train_step(model, x, y)
+    assert model.grads["W1"].shape == (5, 4)  # readable: the unfused path
+    assert loss == reference.train_batch(x, y)[0]
+    SGD(lr=0.5, momentum=0.9).step(reference)
+    for name, p in model.params.items():
+        np.testing.assert_array_equal(p, reference.params[name])
+
+
+def test_train_step_of_a_subclass_runs_its_own_update_rule() -> None:
+    class Clipped(SGD):
+        """SGD whose every step is clipped to ±0.01 per coordinate."""
+
+        def update(self, name: str, param: np.ndarray, grad: np.ndarray) -> None:
+            param -= np.clip(self.lr * grad, -0.01, 0.01)
+
+    x, y = _batch()
+    model = MLP(5, [4], num_classes=3, dtype="float64", seed=2)
+    before = model.state()
+    Clipped(lr=100.0).train_step(model, x * 100, y)
+    moved = max(float(np.abs(p - before[k]).max()) for k, p in model.params.items())
+    assert 0.009 < moved <= 0.01 + 1e-15
+
+
+@pytest.mark.parametrize("optimizer", [SGD(lr=0.1, momentum=0.9), Adam(lr=0.1)])
+def test_train_step_skips_the_update_when_the_loss_is_not_finite(optimizer: Optimizer) -> None:
+    x, y = _batch()
+    model = MLP(5, [4], num_classes=3, dtype="float64", seed=2)
+    model.params["W1"][0, 0] = np.nan
+    before = model.state()
+    loss, _ = optimizer.train_step(model, x, y)
+    assert not np.isfinite(loss)
+    for name, p in model.params.items():
+        np.testing.assert_array_equal(p, before[name])  # equal_nan is the default for assert_array_equal
+    assert optimizer.state == {}
+
+
+def test_an_unknown_optimizer_name_is_refused_not_taken_for_adamw() -> None:
+    config = configs.resolve()
+    config["optimizer"] = "rmsprop"  # past the config's own check, as a hand-built dict would be
+    with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'; choose one of sgd, nesterov, adam, adamw"):
+        make_optimizer(config)
+
+
+def test_the_registry_builds_each_optimizer_from_its_settings() -> None:
+    from mlplab.optim import OPTIMIZERS, build_optimizer
+
+    settings = {"reg": 0.1, "momentum": 0.5, "beta1": 0.8, "beta2": 0.99, "weight_decay": 0.2}
+    built = {name: build_optimizer(name, 0.3, **settings) for name in OPTIMIZERS}
+    assert type(built["sgd"]) is SGD and not built["sgd"].nesterov and built["sgd"].momentum == 0.5
+    assert built["nesterov"].nesterov and built["adam"].beta1 == 0.8 and type(built["adam"]) is Adam
+    assert isinstance(built["adamw"], AdamW) and built["adamw"].weight_decay == 0.2
+    assert all(o.lr == 0.3 and o.reg == 0.1 for o in built.values())

@@ -96,14 +96,14 @@ def test_early_stopping_keeps_the_best_model(digits):
 
 
 def test_schedule_keys_in_configs():
-    config = configs.resolve(None, ["schedule=step", "steps=[3, 5]", "gamma=0.5", "warmup_epochs=1"])
+    config = configs.resolve(None, ["schedule=step", "milestones=[3, 5]", "gamma=0.5", "warmup_epochs=1"])
     schedule = make_schedule(config)
     assert schedule == Schedule("step", warmup_epochs=1.0, milestones=(3, 5), gamma=0.5)
-    assert configs.resolve()["steps"] == [6, 8] and configs.resolve()["patience"] == 0
+    assert configs.resolve()["milestones"] == [6, 8] and configs.resolve()["patience"] == 0
 
 
 @pytest.mark.parametrize(
-    "bad", ["schedule=exp", "steps=[8, 6]", "steps=[0]", "gamma=0", "warmup_epochs=-1", "patience=-2"]
+    "bad", ["schedule=exp", "milestones=[8, 6]", "milestones=[0]", "gamma=0", "warmup_epochs=-1", "patience=-2"]
 )
 def test_bad_schedule_values_are_refused(bad):
     with pytest.raises(ConfigError, match=bad.split("=")[0]):

@@ -226,8 +226,8 @@ def test_float64_training(digits: Dataset) -> None:
 def test_default_two_layer_config_on_mnist(mnist_dir: Path) -> None:
     config = configs.resolve(CONFIGS / "two_layer.yaml", data_dir=str(mnist_dir))
     assert (config["dataset"], config["type"], config["epochs"]) == ("mnist", "TwoLayerNet", 10)
-    hyper = (config["learning_rate"], config["batch_size"], config["reg"], config["hidden_size"])
-    assert hyper == (0.1, 64, 0.001, 128)
+    hyper = (config["learning_rate"], config["batch_size"], config["reg"], config["hidden_sizes"])
+    assert hyper == (0.1, 64, 0.001, [128])
     start = time.perf_counter()
     metrics, _ = train_run(config)
     seconds = time.perf_counter() - start

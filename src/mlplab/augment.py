@@ -6,14 +6,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from mlplab import kernels
 from mlplab.blas import matmul
 from mlplab.data import Split
-from mlplab.errors import MlplabError
-from mlplab.models.base import Model
 
 MIN_STD = 0.1
 """Floor of a pixel's std (in scaled units) when standardizing: border pixels that are almost always 0 would
@@ -81,7 +78,7 @@ def gaussian_matrix(size: int, sigma: float, truncate: float = 3.0) -> np.ndarra
     return matrix
 
 
-@numba.njit(cache=True, nogil=True)
+@kernels.compiled(nogil=True)
 def _bilinear_sample(images: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
     n, h, w = images.shape
     for b in range(n):
@@ -164,23 +161,11 @@ class Standardizer:
         x *= self.inv_std
         return x
 
-    def check_foldable(self, model: Model) -> None:
-        """Raise unless `model` starts with an affine layer W1 (inputs × units) plus bias b1 to fold into."""
-        params = model.params
-        if "W1" not in params or "b1" not in params or params["W1"].shape[0] != len(self.mean):
-            raise MlplabError(
-                f"{type(model).__name__} has no first layer W1 ({len(self.mean)} inputs) with a bias b1 "
-                "to fold the input standardization into; use normalize: none with it"
-            )
-
-    def fold_into(self, model: Model) -> None:
-        """Make `model` take raw input by rewriting its first layer: (x − μ)·s @ W + b = x @ (s·W) + (b − (μ·s) @ W)."""
-        self.check_foldable(model)
-        params = model.params
-        weight = params["W1"].astype(np.float64)
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """The same map as x·scale + shift, in float64 (what a model folds into its first layer): scale = 1/std,
+        shift = −mean/std."""
         scale = self.inv_std.astype(np.float64)
-        params["b1"][...] = params["b1"] - (self.mean * scale) @ weight
-        params["W1"][...] = scale[:, None] * weight
+        return scale, -(self.mean * scale)
 
 
 class BatchTransform:

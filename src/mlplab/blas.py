@@ -33,9 +33,12 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float = 1.0, beta
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b in a new array, through the same BLAS as `gemm`.
+    """a @ b in a new array, through the same BLAS (scipy's) as `gemm`: for the products a training step makes
+    outside the layers (augment's elastic smoothing).
 
-    A model does all its products here: two OpenBLAS thread pools (numpy's and scipy's) used in turn each keep
-    their threads spinning after a call and starve the other, which made a step several times slower.
+    Dense and Conv2D make their products with `gemm`, so a step uses one OpenBLAS thread pool: two (numpy's and
+    scipy's) used in turn each keep their threads spinning after a call and starve the other, which made a step
+    several times slower. BatchNorm's column sums are the exception, numpy's `dot` (a gemv, measured several times
+    faster there than a one-row gemm; see layers/batch_norm.py).
     """
     return gemm(a, b, out=np.empty((a.shape[0], b.shape[1]), np.result_type(a, b)))

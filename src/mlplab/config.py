@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from mlplab import choices
+from mlplab.choices import one_of
 from mlplab.errors import ConfigError
 from mlplab.files import quoted, quoted_text
 
@@ -26,6 +29,11 @@ class Option:
     rule: str = ""
     help: str = ""
 
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        """The values a key of a fixed set takes (what the command line offers), else None."""
+        return self.check.choices if isinstance(self.check, OneOf) else None
+
 
 def _positive(v: Any) -> bool:
     return v > 0
@@ -35,8 +43,14 @@ def _non_negative(v: Any) -> bool:
     return v >= 0
 
 
-def _one_of(*choices: str) -> Callable[[Any], bool]:
-    return lambda v: v in choices
+@dataclass(frozen=True)
+class OneOf:
+    """The check of a key that takes one of a fixed set of values."""
+
+    choices: tuple[str, ...]
+
+    def __call__(self, value: Any) -> bool:
+        return value in self.choices
 
 
 def _positive_ints(v: Any) -> bool:
@@ -49,29 +63,22 @@ def _increasing_ints(v: Any) -> bool:
 
 OPTIONS: dict[str, Option] = {
     "type": Option(str, "TwoLayerNet", help="model: SoftmaxRegression, TwoLayerNet, MLP or CNN"),
-    "hidden_size": Option(int, 128, _positive, "must be ≥ 1", "hidden units of TwoLayerNet"),
     "batch_size": Option(int, 64, _positive, "must be ≥ 1", "training batch size"),
     "learning_rate": Option(float, 0.1, _positive, "must be > 0", "step size"),
     "reg": Option(float, 0.001, _non_negative, "must be ≥ 0", "L2 strength on weight matrices"),
     "epochs": Option(int, 10, _positive, "must be ≥ 1", "passes over the training split"),
     "momentum": Option(float, 0.0, lambda v: 0 <= v < 1, "must be in [0, 1)", "classical momentum"),
     "seed": Option(int, 1024, _non_negative, "must be ≥ 0", "seeds init and shuffling"),
-    "dataset": Option(
-        str,
-        "digits",
-        _one_of("digits", "mnist", "fashion-mnist"),
-        "must be digits, mnist or fashion-mnist",
-        "which data",
-    ),
+    "dataset": Option(str, "digits", OneOf(choices.DATASETS), f"must be {one_of(choices.DATASETS)}", "which data"),
     "data_dir": Option((str, type(None)), None, help="directory holding the dataset's files"),
-    "dtype": Option(str, "float32", _one_of("float32", "float64"), "must be float32 or float64", "compute precision"),
+    "dtype": Option(str, "float32", OneOf(choices.DTYPES), f"must be {one_of(choices.DTYPES)}", "compute precision"),
     "threads": Option(int, 0, _non_negative, "must be ≥ 0", "BLAS threads for the run (0 = the library's default)"),
     "hidden_sizes": Option(
         list,
         [128],
         _positive_ints,
         "must be a non-empty list of ints ≥ 1",
-        "hidden layer widths of MLP, CNN's dense head",
+        "hidden layer widths: TwoLayerNet's one (a list of one), MLP's, CNN's dense head",
     ),
     "conv_channels": Option(
         list, [32, 64], _positive_ints, "must be a non-empty list of ints ≥ 1", "filters of each CNN conv block"
@@ -80,8 +87,8 @@ OPTIONS: dict[str, Option] = {
     "conv_padding": Option(
         str,
         "valid",
-        _one_of("valid", "same", "circular"),
-        "must be valid, same or circular",
+        OneOf(choices.CONV_PADDINGS),
+        f"must be {one_of(choices.CONV_PADDINGS)}",
         "CNN padding: none, kernel_size//2 zeros, or kernel_size//2 wrapped around",
     ),
     "pool": Option(int, 2, _positive, "must be ≥ 1", "CNN max-pooling window after each conv (1 = none)"),
@@ -91,15 +98,15 @@ OPTIONS: dict[str, Option] = {
     "activation": Option(
         str,
         "relu",
-        _one_of("sigmoid", "tanh", "relu", "softsign"),
-        "must be sigmoid, tanh, relu or softsign",
+        OneOf(choices.ACTIVATIONS),
+        f"must be {one_of(choices.ACTIVATIONS)}",
         "hidden activation of MLP",
     ),
     "init": Option(
         str,
         "he",
-        _one_of("he", "xavier", "assignment"),
-        "must be he, xavier or assignment",
+        OneOf(choices.INITS),
+        f"must be {one_of(choices.INITS)}",
         "MLP weight init: He N(0,2/fan_in), Xavier N(0,2/(fan_in+fan_out)), assignment 0.001·N(0,1)",
     ),
     "dropout": Option(
@@ -108,8 +115,8 @@ OPTIONS: dict[str, Option] = {
     "optimizer": Option(
         str,
         "sgd",
-        _one_of("sgd", "nesterov", "adam", "adamw"),
-        "must be sgd, nesterov, adam or adamw",
+        OneOf(choices.OPTIMIZERS),
+        f"must be {one_of(choices.OPTIMIZERS)}",
         "update rule (nesterov is SGD with Nesterov momentum)",
     ),
     "weight_decay": Option(
@@ -118,23 +125,21 @@ OPTIONS: dict[str, Option] = {
     "beta1": Option(float, 0.9, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam's first-moment decay"),
     "beta2": Option(float, 0.999, lambda v: 0 <= v < 1, "must be in [0, 1)", "Adam's second-moment decay"),
     "schedule": Option(
-        str, "none", _one_of("none", "step", "cosine"), "must be none, step or cosine", "learning-rate schedule"
+        str, "none", OneOf(choices.SCHEDULES), f"must be {one_of(choices.SCHEDULES)}", "learning-rate schedule"
     ),
     "warmup_epochs": Option(float, 0.0, _non_negative, "must be ≥ 0", "linear learning-rate warm-up, per step"),
-    "steps": Option(
+    "milestones": Option(
         list,
         [6, 8],
         _increasing_ints,
         "must be increasing epochs ≥ 1",
-        "epochs after which step decay multiplies by gamma",
+        "epochs after which the step schedule multiplies the rate by gamma",
     ),
     "gamma": Option(float, 0.1, _positive, "must be > 0", "step schedule's factor"),
     "patience": Option(
         int, 0, _non_negative, "must be ≥ 0", "stop after this many epochs without a better val acc (0 = off)"
     ),
-    "augment": Option(
-        int, 0, _non_negative, "must be ≥ 0", "random shifts of training images by up to this many pixels"
-    ),
+    "shift": Option(int, 0, _non_negative, "must be ≥ 0", "random shifts of training images by up to this many pixels"),
     "rotate": Option(float, 0.0, lambda v: 0 <= v <= 180, "must be in [0, 180]", "random rotations up to ± degrees"),
     "flip": Option(bool, False, help="random horizontal flips of training images, each with probability 1/2"),
     "elastic": Option(
@@ -150,12 +155,70 @@ OPTIONS: dict[str, Option] = {
     "normalize": Option(
         str,
         "none",
-        _one_of("none", "standardize"),
-        "must be none or standardize",
+        OneOf(choices.NORMALIZATIONS),
+        f"must be {one_of(choices.NORMALIZATIONS)}",
         "per-pixel (x − mean)/std from the training split",
     ),
+    "diagnostics": Option(
+        bool,
+        True,
+        help="measure every layer on a validation probe at epoch 0 and after each epoch: diagnostics.json",
+    ),
 }
-ALIASES = {"model": "type", "lr": "learning_rate", "hidden": "hidden_size"}
+ALIASES = {"model": "type", "lr": "learning_rate"}
+"""Other spellings of a key, taken silently (the assignment's files say model and lr)."""
+
+
+def _one_entry(value: Any) -> Any:
+    return [value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """A key's old name: `new` is its name now, `convert` turns an old value into a new one (`how` says so)."""
+
+    new: str
+    convert: Callable[[Any], Any] = lambda value: value
+    how: str = ""
+
+
+RENAMED: dict[str, Renamed] = {
+    "augment": Renamed("shift"),
+    "steps": Renamed("milestones"),
+    "hidden_size": Renamed("hidden_sizes", _one_entry, "hidden_size: n means hidden_sizes: [n]"),
+    "hidden": Renamed("hidden_sizes", _one_entry, "hidden: n means hidden_sizes: [n]"),
+}
+"""Old key names, still read (with a note on stderr from files and --set, silently from stored runs) and turned
+into the new ones: docs/guide/configs.md, "Renamed keys"."""
+_noted: set[str] = set()  # old names already noted: one note per name and process
+
+
+def canonical(key: str, value: Any, where: str = "") -> tuple[str, Any]:
+    """(key, value) under today's names: an alias becomes its key; an old name becomes the new one, with its value
+    converted (hidden_size: n is hidden_sizes: [n]) and, when `where` names the source, a one-line note on stderr."""
+    key = ALIASES.get(key, key)
+    renamed = RENAMED.get(key)
+    if renamed is None:
+        return key, value
+    if where and key not in _noted:
+        _noted.add(key)
+        how = f"; {renamed.how}" if renamed.how else ""
+        print(
+            f"mlplab: note: {where}: config key {key} is now {renamed.new}{how} (the old name still works)",
+            file=sys.stderr,
+        )
+    return renamed.new, renamed.convert(value)
+
+
+def upgrade(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A config written with old key names (a stored run's metrics.json) under today's names, silently; where a
+    config holds both names, the new one's value stands."""
+    out = {key: value for key, value in config.items() if key not in RENAMED}
+    for key, value in config.items():
+        if key in RENAMED:
+            new, converted = canonical(key, value)
+            out.setdefault(new, converted)
+    return out
 
 
 def defaults() -> dict[str, Any]:
@@ -169,7 +232,7 @@ def flatten(raw: dict[str, Any], where: str) -> dict[str, Any]:
     for key, value in raw.items():
         items = value.items() if isinstance(value, dict) else [(key, value)]
         for inner, inner_value in items:
-            name = ALIASES.get(str(inner), str(inner))
+            name, inner_value = canonical(str(inner), inner_value, where)
             if name in flat and flat[name] != inner_value:
                 raise ConfigError(f"{where}: key {quoted(name)} is set twice with different values")
             flat[name] = inner_value
@@ -256,7 +319,8 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
             value = text
         except ConfigError as exc:
             raise ConfigError(f"--set {quoted(pair)}: {exc}") from None
-        out[ALIASES.get(key, key)] = value
+        name, value = canonical(key, value, "--set")
+        out[name] = value
     return out
 
 
@@ -265,7 +329,7 @@ def check(config: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in config.items():
         if key not in OPTIONS:
-            close = difflib.get_close_matches(key, list(OPTIONS) + list(ALIASES), n=1)
+            close = difflib.get_close_matches(key, list(OPTIONS) + list(ALIASES) + list(RENAMED), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown config key {quoted(key)}{hint}")
         option = OPTIONS[key]
@@ -305,7 +369,7 @@ def resolve(
     elif path:
         config.update(check(read_yaml(path)))
     config.update(check(parse_overrides(overrides)))
-    config.update(check({k: v for k, v in explicit.items() if v is not None}))
+    config.update(check(dict(canonical(k, v, "keyword") for k, v in explicit.items() if v is not None)))
     if config["data_dir"] and not explicit.get("dataset") and config["dataset"] == "digits":
         config["dataset"] = infer_dataset(config["data_dir"])
     from mlplab.models import model_class
@@ -320,13 +384,17 @@ OPTIMIZER_KEYS: dict[str, tuple[str, ...]] = {
     "beta2": ("adam", "adamw"),
     "weight_decay": ("adamw",),
 }
-SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {"steps": ("step",), "gamma": ("step",)}
+SCHEDULE_KEYS: dict[str, tuple[str, ...]] = {"milestones": ("step",), "gamma": ("step",)}
+
+
+MEASURING_KEYS = frozenset({"diagnostics"})
+"""Keys that change what is measured of a run, never its numbers: not part of a run's identity."""
 
 
 def applicable(config: dict[str, Any]) -> dict[str, Any]:
     """The keys that shape a run of this model type, optimizer and schedule: what metrics.json records.
 
-    A model's keys are its constructor's parameters (a Two-Layer Net has no `activation`, an MLP no `hidden_size`);
+    A model's keys are its constructor's parameters (a Two-Layer Net has no `activation`, an MLP no `image_shape`);
     Adam's betas, AdamW's decay, momentum and the step schedule's keys only where that rule or schedule is used.
     """
     import inspect
@@ -337,6 +405,8 @@ def applicable(config: dict[str, Any]) -> dict[str, Any]:
     model_keys = {k for cls in Model.registry.values() for k in inspect.signature(cls.__init__).parameters}
     out = {}
     for key, value in config.items():
+        if key in MEASURING_KEYS:
+            continue
         if key in model_keys and key in OPTIONS and key not in takes:
             continue
         if key in OPTIMIZER_KEYS and config.get("optimizer", "sgd") not in OPTIMIZER_KEYS[key]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from mlplab import kernels
 from mlplab.errors import MlplabError
 
 PADDINGS = ("zeros", "circular")
@@ -123,7 +123,7 @@ def im2col(padded: np.ndarray, g: ConvGeometry, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@kernels.compiled(nogil=True)
 def _col2im(cols: np.ndarray, out: np.ndarray, kernel: int, stride: int, out_h: int, out_w: int) -> None:
     n, _, _, c = out.shape
     out[...] = 0
@@ -151,7 +151,7 @@ def pooled_size(size: int, window: int) -> int:
     return size // window
 
 
-@numba.njit(cache=True, nogil=True)
+@kernels.compiled(nogil=True)
 def _max_pool(x: np.ndarray, window: int, out: np.ndarray, argmax: np.ndarray) -> None:
     n, oh, ow, c = out.shape
     # Channels innermost, into local rows: a pixel's C values are contiguous, so each compare runs as a vector.
@@ -175,7 +175,7 @@ def _max_pool(x: np.ndarray, window: int, out: np.ndarray, argmax: np.ndarray) -
                     argmax[b, i, j, ch] = at[ch]
 
 
-@numba.njit(cache=True, nogil=True)
+@kernels.compiled(nogil=True)
 def _max_pool_backward(dy: np.ndarray, argmax: np.ndarray, window: int, out: np.ndarray) -> None:
     n, oh, ow, c = dy.shape
     if out.shape[1] != oh * window or out.shape[2] != ow * window:

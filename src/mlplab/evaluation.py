@@ -15,7 +15,7 @@ from mlplab import data as datasets
 from mlplab.config import infer_dataset
 from mlplab.data import Dataset, Split
 from mlplab.errors import MlplabError
-from mlplab.files import write_bytes, write_json
+from mlplab.files import utf8, write_bytes, write_json
 from mlplab.models import Model
 from mlplab.plots import save_figure
 from mlplab.predict import probabilities
@@ -60,6 +60,8 @@ def score_splits(model: Model, dataset: Dataset) -> dict[str, tuple[float, float
         for name in SPLITS:
             split = getattr(dataset, name)
             loss, acc = evaluate(model, split, dataset.pixel_max)
+            if not np.isfinite(loss):
+                raise MlplabError(f"the model's {name} loss is {loss}: its scores overflow {model.dtype}, no result")
             scores[name] = (loss, acc, len(split))
     return scores
 
@@ -223,7 +225,7 @@ def write_report(
     confusion_png = confusion_figure(counts, names, out / "confusion.png", f"{title}: confusion matrix")
     table = confusion_table(counts, names)
     heading = f"# Confusion matrix: {title}\n\nRows: true class; columns: predicted class.\n\n"
-    write_bytes(out / "confusion.md", f"{heading}{table.markdown()}\n".encode())
+    write_bytes(out / "confusion.md", utf8(f"{heading}{table.markdown()}\n"))
     figures = [Figure(confusion_png, "Confusion matrix: each row a true class, shade = share of that class's images")]
     mistake_rows = []
     for i in mistakes:

@@ -1,10 +1,12 @@
-"""ONNX export: each model type's graph written node by node from its parameters with the `onnx` package.
+"""ONNX export: a model's graph assembled from its layers, each adding its own nodes (`Layer.onnx_nodes`, beside its
+forward and backward), with the `onnx` package.
 
 Every exported file takes float32 `pixels` [N, input_size] in the dataset's raw range (0–255 for MNIST, 0–16 for
 the digits) and returns float32 `probabilities` [N, classes]. The scaling to [0, 1] is the graph's first node;
 a standardization used in training is already folded into the first layer's weights of a saved model.
 
-A model type is exportable once a builder is registered for it:
+Every model is a network of layers, so every model type is exportable once its layers are. A model type that is
+not a plain chain of layers can register a graph of its own:
 
     @exporter("MyNet")
     def my_net(graph: GraphBuilder, model: MyNet, x: str) -> str:
@@ -15,7 +17,7 @@ A model type is exportable once a builder is registered for it:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,31 +26,23 @@ import numpy as np
 
 from mlplab import __version__, files
 from mlplab.errors import MlplabError
+from mlplab.layers.base import Shape
 from mlplab.models import Model
 
 OPSET = 17
 IR_VERSION = 8  # the IR version that goes with opset 17: runtimes back to ONNX Runtime 1.13 load the file
 
 Builder = Callable[["GraphBuilder", Any, str], str]
-EXPORTERS: dict[str, Builder] = {}
-
-
-def exporter(model_type: str) -> Callable[[Builder], Builder]:
-    """Register `builder` as the ONNX graph of `model_type` (a Model subclass's name)."""
-
-    def register(builder: Builder) -> Builder:
-        EXPORTERS[model_type] = builder
-        return builder
-
-    return register
 
 
 @dataclass
 class GraphBuilder:
-    """Nodes and float32 weight initializers, with fresh tensor names."""
+    """Nodes and initializers with fresh tensor names, and which tensors hold NCHW images (the rest are rows);
+    it is the `OnnxGraph` each layer writes its nodes with."""
 
     nodes: list[Any] = field(default_factory=list)
     initializers: list[Any] = field(default_factory=list)
+    nchw: set[str] = field(default_factory=set)
     _count: int = 0
 
     def constant(self, name: str, value: np.ndarray | float) -> str:
@@ -58,16 +52,7 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(np.asarray(value, np.float32), name))
         return name
 
-    def node(self, op: str, *inputs: str, **attributes: Any) -> str:
-        """Add one `op` node reading `inputs`; returns the name of its output."""
-        from onnx import helper
-
-        self._count += 1
-        output = f"{op.lower()}_{self._count}"
-        self.nodes.append(helper.make_node(op, list(inputs), [output], name=f"{op}_{self._count}", **attributes))
-        return output
-
-    def shape_constant(self, value: list[int]) -> str:
+    def int_constant(self, value: list[int]) -> str:
         """A fresh int64 initializer (a shape, slice bounds); returns its name."""
         from onnx import numpy_helper
 
@@ -76,107 +61,73 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(np.asarray(value, np.int64), name))
         return name
 
-    def slice(self, x: str, start: int, stop: int, axis: int) -> str:
-        """x[start:stop] along `axis`."""
-        bounds = self.shape_constant([start]), self.shape_constant([stop]), self.shape_constant([axis])
-        return self.node("Slice", x, *bounds)
+    def node(self, op: str, *inputs: str, **attributes: Any) -> str:
+        """Add one `op` node reading `inputs`; returns the name of its output, laid out as its first input."""
+        from onnx import helper
 
-    def wrap(self, x: str, pad: int, height: int, width: int) -> str:
-        """NCHW x padded by `pad` on every side with the image wrapped around (opset 17's Pad has no wrap mode):
-        the last rows above, the first below, then the same with columns."""
-        for axis, size in ((2, height), (3, width)):
-            x = self.node("Concat", self.slice(x, size - pad, size, axis), x, self.slice(x, 0, pad, axis), axis=axis)
-        return x
+        self._count += 1
+        output = f"{op.lower()}_{self._count}"
+        self.nodes.append(helper.make_node(op, list(inputs), [output], name=f"{op}_{self._count}", **attributes))
+        if inputs and inputs[0] in self.nchw:
+            self.nchw.add(output)
+        return output
 
-    def dense(self, x: str, weight: np.ndarray, bias: np.ndarray | None, name: str) -> str:
-        """x·W + b as one Gemm (or a MatMul when there is no bias)."""
-        w = self.constant(f"W{name}", weight)
-        if bias is None:
-            return self.node("MatMul", x, w)
-        return self.node("Gemm", x, w, self.constant(f"b{name}", bias))
+    def images(self, x: str, shape: Shape) -> str:
+        """x as NCHW images of one-sample shape (H, W, C): rows (in mlplab's NHWC order) reshaped and transposed."""
+        if x in self.nchw:
+            return x
+        h, w, c = shape
+        nchw = self.node("Transpose", self.node("Reshape", x, self.int_constant([-1, h, w, c])), perm=[0, 3, 1, 2])
+        self.nchw.add(nchw)
+        return nchw
 
-
-ACTIVATION_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softsign": "Softsign"}
-
-
-@exporter("SoftmaxRegression")
-def softmax_regression(graph: GraphBuilder, model: Model, x: str) -> str:
-    """FC without bias → ReLU."""
-    return graph.node("Relu", graph.dense(x, model.params["W1"], None, "1"))
-
-
-@exporter("TwoLayerNet")
-def two_layer_net(graph: GraphBuilder, model: Model, x: str) -> str:
-    """FC → sigmoid → FC."""
-    p = model.params
-    hidden = graph.node("Sigmoid", graph.dense(x, p["W1"], p["b1"], "1"))
-    return graph.dense(hidden, p["W2"], p["b2"], "2")
+    def rows(self, x: str) -> str:
+        """x as (N, features) rows: NCHW images transposed back to mlplab's (h, w, c) order and flattened."""
+        if x not in self.nchw:
+            return x
+        nhwc = self.node("Transpose", x, perm=[0, 2, 3, 1])
+        self.nchw.discard(nhwc)
+        return self.node("Flatten", nhwc, axis=1)
 
 
-@exporter("MLP")
-def mlp(graph: GraphBuilder, model: Model, x: str) -> str:
-    """(FC → activation) per hidden layer → FC; dropout is training-only (inverted), so it has no node."""
-    p = model.params
-    depth = sum(1 for name in p if name.startswith("W"))
-    op = ACTIVATION_OPS[model.hyper["activation"]]
-    a = x
-    for i in range(1, depth):
-        a = graph.node(op, graph.dense(a, p[f"W{i}"], p[f"b{i}"], str(i)))
-    return graph.dense(a, p[f"W{depth}"], p[f"b{depth}"], str(depth))
+def layer_nodes(graph: GraphBuilder, model: Model, x: str) -> str:
+    """Each layer's nodes in order (a layer without an ONNX form is refused by name)."""
+    for layer, position in zip(model.layers, model.positions, strict=True):
+        x = layer.onnx_nodes(graph, x, position)
+    return graph.rows(x)
 
 
-@exporter("CNN")
-def cnn(graph: GraphBuilder, model: Model, x: str) -> str:
-    """Layer by layer: the NHWC images as ONNX's NCHW, Conv (circular padding as wrapped slices), BatchNormalization
-    (inference: the running statistics), MaxPool, activations, back to NHWC before Flatten (mlplab flattens
-    (h, w, c)), then the dense head."""
-    from mlplab.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D
+class Exporters(Mapping[str, Builder]):
+    """The ONNX graph builder of each model type: one registered with `exporter`, else its layers' nodes."""
 
-    h, w, c = model.hyper["image_shape"]  # (H, W, C): CNN keeps the channel axis
-    a = graph.node("Reshape", x, graph.shape_constant([-1, h, w, c]))
-    a = graph.node("Transpose", a, perm=[0, 3, 1, 2])
-    position = 0
-    for layer in model.layers:
-        if layer.params:
-            position += 1
-        name = str(position)
-        if isinstance(layer, Conv2D):
-            g = layer.geometry
-            kernel = layer.W.reshape(g.kernel, g.kernel, g.channels, -1).transpose(3, 2, 0, 1)
-            pads = [g.padding] * 4
-            if g.mode == "circular" and g.padding:
-                a, pads = graph.wrap(a, g.padding, g.height, g.width), [0] * 4
-            bias = [] if layer.b is None else [graph.constant(f"b{name}", layer.b)]
-            a = graph.node(
-                "Conv",
-                a,
-                graph.constant(f"W{name}", kernel),
-                *bias,
-                kernel_shape=[g.kernel, g.kernel],
-                strides=[g.stride, g.stride],
-                pads=pads,
-            )
-        elif isinstance(layer, BatchNorm):  # channels are axis 1 of NCHW images and of (N, F) rows alike
-            a = graph.node(
-                "BatchNormalization",
-                a,
-                graph.constant(f"gamma{name}", layer.gamma),
-                graph.constant(f"beta{name}", layer.beta),
-                graph.constant(f"running_mean{name}", layer.running_mean),
-                graph.constant(f"running_var{name}", layer.running_var),
-                epsilon=layer.eps,
-            )
-        elif isinstance(layer, MaxPool2D):
-            a = graph.node("MaxPool", a, kernel_shape=[layer.window] * 2, strides=[layer.window] * 2)
-        elif isinstance(layer, Flatten):
-            a = graph.node("Flatten", graph.node("Transpose", a, perm=[0, 2, 3, 1]), axis=1)
-        elif isinstance(layer, Dense):
-            a = graph.dense(a, layer.W, layer.b, name)
-        elif type(layer).__name__.lower() in ACTIVATION_OPS:
-            a = graph.node(ACTIVATION_OPS[type(layer).__name__.lower()], a)
-        elif not isinstance(layer, Dropout):  # dropout is training-only (inverted): no node
-            raise MlplabError(f"no ONNX export for a {type(layer).__name__} layer")
-    return a
+    def __init__(self) -> None:
+        self.registered: dict[str, Builder] = {}
+
+    def __getitem__(self, model_type: str) -> Builder:
+        if model_type in self.registered:
+            return self.registered[model_type]
+        if model_type in Model.registry:
+            return layer_nodes
+        raise KeyError(model_type)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**Model.registry, **self.registered})
+
+    def __len__(self) -> int:
+        return len({**Model.registry, **self.registered})
+
+
+EXPORTERS = Exporters()
+
+
+def exporter(model_type: str) -> Callable[[Builder], Builder]:
+    """Register `builder` as the ONNX graph of `model_type` (a Model subclass's name), instead of its layers'."""
+
+    def register(builder: Builder) -> Builder:
+        EXPORTERS.registered[model_type] = builder
+        return builder
+
+    return register
 
 
 def export_model(model: Model, pixel_max: float, meta: dict[str, Any] | None = None) -> Any:

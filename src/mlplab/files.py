@@ -16,13 +16,15 @@ import socket
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any
 
 from mlplab.errors import MlplabError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Writer = bytes | Callable[[IO[bytes]], None]
 LOCK_NAME = ".mlplab.lock"
@@ -76,17 +78,30 @@ def _rename(tmp: Path, path: Path) -> None:
         raise MlplabError(f"cannot write {path}: {_os_problem(exc)}") from None
 
 
-def write_bytes(path: str | Path, content: Writer) -> Path:
-    """Write bytes (or whatever `content(file)` writes) to `path` atomically."""
+def write_bytes(path: str | Path, content: Writer, before_rename: Callable[[], None] | None = None) -> Path:
+    """Write bytes (or whatever `content(file)` writes) to `path` atomically; `before_rename` runs once the
+    content is safe in its temporary file (a test's hook)."""
     path = Path(path)
-    _rename(_stage(path, content), path)
+    tmp = _stage(path, content)
+    if before_rename is not None:
+        before_rename()
+    _rename(tmp, path)
     _sync_dir(path.parent)
     return path
 
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write UTF-8 text atomically."""
-    return write_bytes(path, text.encode("utf-8"))
+    return write_bytes(path, utf8(text))
+
+
+def utf8(text: str) -> bytes:
+    """Text as valid UTF-8: a path's bytes that are not UTF-8 (held by Python as surrogate escapes) become U+FFFD,
+    as a browser or editor would show them, instead of failing the write."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
 
 
 def json_bytes(content: Any) -> bytes:
@@ -99,15 +114,37 @@ def write_json(path: str | Path, content: Any) -> Path:
     return write_bytes(path, json_bytes(content))
 
 
+NPZ_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip entry can carry: the same arrays give the same bytes
+
+
 def npz_writer(arrays: Mapping[str, np.ndarray]) -> Callable[[IO[bytes]], None]:
-    """A writer of an uncompressed .npz archive of `arrays` (no pickled objects)."""
-    return lambda out: np.savez(out, allow_pickle=False, **arrays)
+    """A writer of an uncompressed .npz archive of `arrays` (no pickled objects), as `np.savez` writes it but with
+    a fixed date on every member, so a file depends only on its arrays, never on when it was written."""
+
+    import numpy as np  # not at import: the command line starts without numerics
+
+    def write(out: IO[bytes]) -> None:
+        with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, value in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=NPZ_DATE)
+                info.external_attr = 0o600 << 16  # what np.savez's entries get from zipfile
+                with archive.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+    return write
 
 
-def publish(directory: str | Path, files: Mapping[str, Writer], marker: str, owned: Iterable[str] = ()) -> None:
+def publish(
+    directory: str | Path,
+    files: Mapping[str, Writer],
+    marker: str,
+    owned: Iterable[str] = (),
+    before_marker: Callable[[], None] | None = None,
+) -> None:
     """Put a run's files into `directory` as a unit: every file is written in full first, then the old marker is
     removed, the files renamed into place and the marker last. A directory with its marker holds one run's files;
-    `owned` names files of an earlier run that this one does not replace (removed, so they cannot mix)."""
+    `owned` names files of an earlier run that this one does not replace (removed, so they cannot mix).
+    `before_marker` runs just before the marker's rename (a test's hook)."""
     directory = Path(directory)
     make_dir(directory)
     staged: dict[str, Path] = {}
@@ -124,6 +161,8 @@ def publish(directory: str | Path, files: Mapping[str, Writer], marker: str, own
     for name, tmp in staged.items():
         if name != marker:
             _rename(tmp, directory / name)
+    if before_marker is not None:
+        before_marker()
     if marker in staged:
         _rename(staged[marker], directory / marker)
     _sync_dir(directory)
@@ -252,7 +291,7 @@ def _probe_writable(directory: Path, fd: int) -> None:
     """Record the holder in the lock file: a directory that refuses it is reported before any training."""
     try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, (holder_line() + "\n").encode(), 0)
+        os.pwrite(fd, (holder_line() + "\n").encode("utf-8", "surrogateescape"), 0)  # a path's own bytes
         os.fsync(fd)
     except OSError as exc:
         raise MlplabError(f"cannot write into the output directory {directory}: {_os_problem(exc)}") from None
@@ -260,7 +299,7 @@ def _probe_writable(directory: Path, fd: int) -> None:
 
 def _read_holder(fd: int) -> str:
     with contextlib.suppress(OSError):
-        text = os.pread(fd, 1000, 0).decode("utf-8", "replace").strip()
+        text = os.pread(fd, 1000, 0).decode("utf-8", "surrogateescape").strip()
         if text:
             return text
     return "another process"

@@ -1,8 +1,9 @@
-"""Compiled loops (numba) for the passes NumPy cannot fuse; each is tested against the NumPy formula it replaces.
+"""Compiled loops (numba) for the passes NumPy cannot fuse, each tested against the NumPy formula it replaces, and
+`compiled`, the one decorator every compiled function of mlplab is made with (convolution's and augment's too).
 
-Compiled once per machine: `cache=True` keeps the machine code beside this file, or, when that directory is not
-writable, in numba's user-wide cache (NUMBA_CACHE_DIR, else ~/.cache); with no writable place at all they are
-compiled in every process instead.
+Compiled once per machine: the machine code is cached in NUMBA_CACHE_DIR when that is set, else beside the source
+(its __pycache__), else in numba's user-wide cache (~/.cache/numba), whichever is writable first; with no writable
+place at all, each function is compiled in every process instead.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import numba
 import numpy as np
 
 
-def _compiled(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+def compiled(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """numba.njit with the package's options, cached where numba can write, else compiled in each process: every
+    compiled function of mlplab (here, in convolution.py and augment.py) is made by this decorator."""
+
     def wrap(function: Callable[..., Any]) -> Any:
         try:
             return numba.njit(cache=True, error_model="numpy", **options)(function)
@@ -25,7 +29,7 @@ def _compiled(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     return wrap
 
 
-@_compiled()
+@compiled()
 def softmax_cross_entropy(z: np.ndarray, y: np.ndarray, dz: np.ndarray, with_grad: bool) -> tuple[float, int]:
     """(Σ cross-entropy of softmax(z) over rows, rows whose first argmax is y); with_grad: dz ← d(mean CE)/dz.
 
@@ -59,7 +63,7 @@ def softmax_cross_entropy(z: np.ndarray, y: np.ndarray, dz: np.ndarray, with_gra
 # product below is rounded to that dtype exactly as the NumPy formula it replaces rounds it.
 
 
-@_compiled()
+@compiled()
 def gather_scaled(source: np.ndarray, rows: np.ndarray, factor: Any, out: np.ndarray) -> None:
     """out[i] ← source[rows[i]] · factor in out's dtype: a shuffled batch gathered, cast and scaled in one pass."""
     for i in range(len(rows)):
@@ -68,7 +72,7 @@ def gather_scaled(source: np.ndarray, rows: np.ndarray, factor: Any, out: np.nda
             out[i, j] = source[row, j] * factor
 
 
-@_compiled()
+@compiled()
 def slice_scaled(source: np.ndarray, start: int, factor: Any, out: np.ndarray) -> None:
     """out[i] ← source[start + i] · factor in out's dtype: an in-order batch cast and scaled in one pass."""
     for i in range(out.shape[0]):
@@ -79,7 +83,7 @@ def slice_scaled(source: np.ndarray, start: int, factor: Any, out: np.ndarray) -
 # Elementwise kernels take C-contiguous arrays of one shape and walk them as flat views.
 
 
-@_compiled()
+@compiled()
 def relu_grad(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
     """out ← dy where y > 0, else 0."""
     dy_, y_, out_ = dy.reshape(dy.size), y.reshape(y.size), out.reshape(out.size)
@@ -87,7 +91,7 @@ def relu_grad(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
         out_[i] = dy_[i] if y_[i] > 0 else 0
 
 
-@_compiled()
+@compiled()
 def sigmoid_grad(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
     """out ← dy · (y − y²): σ' in terms of y = σ(x)."""
     dy_, y_, out_ = dy.reshape(dy.size), y.reshape(y.size), out.reshape(out.size)
@@ -96,7 +100,7 @@ def sigmoid_grad(dy: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
         out_[i] = dy_[i] * (s - s * s)
 
 
-@_compiled()
+@compiled()
 def dropout(x: np.ndarray, uniform: np.ndarray, p: Any, keep: Any, out: np.ndarray) -> None:
     """Inverted dropout: uniform becomes the mask (keep = 1/(1−p) where uniform ≥ p, else 0); out ← x · mask."""
     x_, u_, out_ = x.reshape(x.size), uniform.reshape(uniform.size), out.reshape(out.size)
@@ -107,7 +111,7 @@ def dropout(x: np.ndarray, uniform: np.ndarray, p: Any, keep: Any, out: np.ndarr
         out_[i] = x_[i] * m
 
 
-@_compiled()
+@compiled()
 def sgd(param: np.ndarray, grad: np.ndarray, lr: Any) -> None:
     """θ ← θ − lr·g."""
     p_, g_ = param.reshape(param.size), grad.reshape(grad.size)
@@ -115,7 +119,7 @@ def sgd(param: np.ndarray, grad: np.ndarray, lr: Any) -> None:
         p_[i] -= lr * g_[i]
 
 
-@_compiled()
+@compiled()
 def momentum(param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, lr: Any, mu: Any, nesterov: bool) -> None:
     """v ← μv − lr·g, then θ ← θ + v, or with Nesterov θ ← θ + μv − lr·g."""
     p_, g_, v_ = param.reshape(param.size), grad.reshape(grad.size), velocity.reshape(velocity.size)
@@ -129,7 +133,7 @@ def momentum(param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, lr: Any,
             p_[i] += v
 
 
-@_compiled()
+@compiled()
 def adam(
     param: np.ndarray,
     grad: np.ndarray,
@@ -163,7 +167,7 @@ def adam(
         p_[i] = p - mi / (np.sqrt(vi) + eps) * step_size
 
 
-@_compiled()
+@compiled()
 def shift_images(x: np.ndarray, dy: np.ndarray, dx: np.ndarray, height: int, width: int, out: np.ndarray) -> None:
     """out[i] ← image i of x (rows of height·width pixels) moved by (dy[i], dx[i]) whole pixels, 0 moved in."""
     for i in range(x.shape[0]):

@@ -1,16 +1,24 @@
 """Optimizers: a base class adds L2 and walks the parameters; each optimizer writes only its update rule.
 
 The gradients they read (`model.grads`, left by `train_batch`) are never written: the L2 term g + reg·W is formed
-in the optimizer's own scratch. Plain SGD has a fused fast path, `Network.sgd_step`, that the training loop takes
-only for `SGD` itself with momentum 0 (`SGD.fuses_into_backward`); any subclass overriding `update` or `step` is
-stepped through `step` and its own rule, always.
+in the optimizer's own scratch. The training loop asks the optimizer for a whole step, `train_step(model, x, y)`:
+by default `train_batch` then `step`; plain SGD (`SGD` itself with momentum 0, `SGD.fuses_into_backward`) takes
+the fused fast path `Network.sgd_step` instead. Any subclass overriding `update` or `step` is stepped through
+`step` and its own rule, always.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import numpy as np
 
-from mlplab import kernels
+from mlplab import choices, kernels
+from mlplab.errors import ConfigError
 from mlplab.models.base import Model
 
 
@@ -22,6 +30,19 @@ class Optimizer:
         self.base_lr = lr
         self.reg = reg
         self.state: dict[str, dict[str, np.ndarray]] = {}
+
+    def train_step(self, model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Forward, backward and update on one batch; returns the batch's (loss, accuracy).
+
+        A non-finite loss is returned without an update (the training loop stops there). On the fused path of
+        plain SGD the update has already happened inside `sgd_step` by the time the loss is known.
+        """
+        if self.fuses_into_backward:  # the update rides in the backward pass's products
+            return model.sgd_step(x, y, self.lr, self.reg)
+        loss, acc = model.train_batch(x, y)
+        if math.isfinite(loss):
+            self.step(model)
+        return loss, acc
 
     def step(self, model: Model) -> None:
         """One update of every parameter from the gradients the last `train_batch` left (which stay unchanged)."""
@@ -143,3 +164,19 @@ class AdamW(Adam):
     def decay(self, name: str) -> float:
         """1 − lr·λ for weight matrices, 1 for biases."""
         return 1.0 - self.lr * self.weight_decay if self.weight_decay and name in self.decayed else 1.0
+
+
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = dict(
+    zip(choices.OPTIMIZERS, (SGD, partial(SGD, nesterov=True), Adam, AdamW), strict=True)
+)
+"""The optimizer registry: name (`choices.OPTIMIZERS`, in that order) → constructor taking (lr, **settings)."""
+
+
+def build_optimizer(name: str, lr: float, **settings: Any) -> Optimizer:
+    """The optimizer called `name`, given the `settings` its constructor takes (reg, momentum, beta1, …; others
+    are ignored); an unknown name is a ConfigError listing the known ones."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    factory = OPTIMIZERS[name]
+    accepted = inspect.signature(factory).parameters
+    return factory(lr, **{k: v for k, v in settings.items() if k in accepted})

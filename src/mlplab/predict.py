@@ -8,14 +8,19 @@ any PNG/JPEG/BMP of any size and colour, dark ink on light paper or light on dar
 
 from __future__ import annotations
 
+import os
+import re
+import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from mlplab.errors import MlplabError
 from mlplab.functional import softmax
+from mlplab.limits import EVAL_BATCH
 from mlplab.models import Model
 
 PAPER_LEVEL = 0.25  # of the full ink range: fainter differences from the paper are its texture or shading
@@ -46,30 +51,91 @@ def form_of(model: Model, meta: dict[str, Any]) -> ImageForm:
     raise MlplabError(f"this model takes {inputs} inputs; predict knows 28×28 (784) and 8×8 (64) images")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """A grayscale image as floats in [0, 1]; transparent areas count as white paper."""
-    from PIL import Image, UnidentifiedImageError
+MAX_IMAGE_PIXELS = 50_000_000
+"""Larger images are refused before they are decoded: a 50-megapixel RGBA image is 200 MB, and a few hundred
+bytes of PNG can declare billions of pixels (a decompression bomb). Phone cameras save 12–50 megapixels."""
+WORKING_SIDE = 2048  # the ink is scaled to 20 px in the end: more resolution than this changes nothing
+SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """The file for reading, refused unless it is a regular file: opening a FIFO would wait for a writer forever,
+    and a device such as /dev/zero never ends."""
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            image: Image.Image = opened
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                rgba = image.convert("RGBA")
-                paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(paper, rgba)
-            gray = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens without waiting
     except FileNotFoundError:
         raise MlplabError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise MlplabError(f"{path}: is a directory, not an image") from None
+    except OSError as exc:
+        raise MlplabError(f"{path}: cannot open the image ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise MlplabError(f"{path}: is a directory, not an image")
+        raise MlplabError(f"{path}: not a regular file (a {special_kind(mode)}), skipped")
+    return os.fdopen(fd, "rb")
+
+
+def special_kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+    return next((name for test, name in kinds if test(mode)), "socket")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A grayscale image as floats in [0, 1], upright as its EXIF orientation says; transparent areas count as
+    white paper; 16-bit images keep their full range."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with open_regular(path) as handle, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(handle) as opened:
+                width, height = opened.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise MlplabError(f"{path}: {too_many_pixels(width, height)}")
+                opened.draft(None, (WORKING_SIDE, WORKING_SIDE))  # JPEG decodes at 1/2 … 1/8 scale when it can
+                opened.load()
+                gray = grayscale(ImageOps.exif_transpose(opened))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        raise MlplabError(f"{path}: declares {size}, over mlplab's limit of {MAX_IMAGE_PIXELS:,}") from None
     except UnidentifiedImageError:
         raise MlplabError(f"{path}: not an image Pillow can read (PNG, JPEG, BMP, …)") from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise MlplabError(f"{path}: cannot read the image ({exc})") from None
     if gray.size == 0:
         raise MlplabError(f"{path}: the image is empty")
     return gray
+
+
+def too_many_pixels(width: int, height: int) -> str:
+    return f"{width}×{height} is {width * height:,} pixels, over mlplab's limit of {MAX_IMAGE_PIXELS:,}"
+
+
+def grayscale(image: Any) -> np.ndarray:
+    """A loaded Pillow image as gray floats in [0, 1], its longer side at most WORKING_SIDE."""
+    from PIL import Image
+
+    box = Image.Resampling.BOX
+    if image.mode in (*SIXTEEN_BIT, "I", "F"):  # convert("L") would clip 16-bit values at 255: one flat colour
+        values = image.convert("F")
+        values.thumbnail((WORKING_SIDE, WORKING_SIDE), box)
+        array = np.asarray(values, dtype=np.float64)
+        if image.mode in SIXTEEN_BIT or (image.mode == "I" and array.min() >= 0 and array.max() <= 65535):
+            full = 65535.0
+        else:  # 32-bit integers or floats: no standard white, so the image's own range
+            full = max(float(np.abs(array).max()), 1.0)
+        return np.clip(array / full, 0.0, 1.0)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        rgba.thumbnail((WORKING_SIDE, WORKING_SIDE), box)
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(paper, rgba)
+    gray = image.convert("L")
+    gray.thumbnail((WORKING_SIDE, WORKING_SIDE), box)
+    return np.asarray(gray, dtype=np.float64) / 255.0
 
 
 def ink(gray: np.ndarray) -> np.ndarray:
@@ -184,8 +250,12 @@ class Prediction:
 def probabilities(model: Model, raw: np.ndarray, pixel_max: float) -> np.ndarray:
     """Class probabilities (n, classes) of raw pixel rows in 0..pixel_max."""
     x = np.asarray(raw, model.dtype) * np.asarray(1.0 / pixel_max, model.dtype)  # as training batches are scaled
-    with np.errstate(over="ignore", invalid="ignore"):
-        return softmax(np.asarray(model.scores(x), np.float64))
+    with np.errstate(over="ignore", invalid="ignore"):  # in evaluation-sized batches: memory as check_model_fits said
+        scores = [model.scores(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)]
+        probs = softmax(np.concatenate(scores).astype(np.float64)) if scores else np.zeros((0, 10))
+    if not np.isfinite(probs).all():
+        raise MlplabError(f"the model's scores overflow {model.dtype} on these images: no probability to report")
+    return probs
 
 
 def predict_files(model: Model, meta: dict[str, Any], paths: list[str]) -> tuple[list[Prediction], list[MlplabError]]:

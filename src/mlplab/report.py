@@ -9,8 +9,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlplab.files import write_text
+from mlplab.provenance import provenance
 
 __all__ = ["Figure", "Section", "Table", "difference", "percent", "points", "write_html", "write_markdown"]
 
@@ -80,9 +82,33 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
 
 
+def provenance_section(record: dict[str, Any] | None = None) -> Section:
+    """What produced the report (this process unless `record` says otherwise), as its last section."""
+    record = record or provenance()
+    git = record["git"]
+    commit = (
+        "—" if git is None else git["commit"] + {True: " (modified)", False: "", None: " (state unknown)"}[git["dirty"]]
+    )
+    blas = "; ".join(f"{b['library']} {b['version']}, {b['threads']} threads" for b in record["blas"]) or "—"
+    rows = [
+        ["mlplab", str(record["mlplab"])],
+        ["git commit", commit],
+        ["Python", str(record["python"])],
+        *(
+            [label, str(record[name] or "—")]
+            for label, name in (("NumPy", "numpy"), ("SciPy", "scipy"), ("numba", "numba"))
+        ),
+        ["BLAS", blas],
+        ["CPU", str(record["cpu"])],
+        ["command", str(record["command"])],
+    ]
+    return Section("Provenance", "What produced this report.", [Table(["", "value"], rows)])
+
+
 def write_markdown(path: str | Path, title: str, sections: Sequence[Section], preamble: str = "") -> Path:
-    """report.md: figures linked by paths relative to the report."""
+    """report.md: figures linked by paths relative to the report, then what produced it."""
     path = Path(path)
+    sections = [*sections, provenance_section()]
     parts = [f"# {title}", ""]
     if preamble:
         parts += [preamble, ""]
@@ -118,8 +144,9 @@ li { margin: .3em 0; }
 
 
 def write_html(path: str | Path, title: str, sections: Sequence[Section], preamble: str = "") -> Path:
-    """report.html: one file with every image embedded, readable offline in any browser."""
+    """report.html: one file with every image embedded, readable offline in any browser; what produced it last."""
     path = Path(path)
+    sections = [*sections, provenance_section()]
     body = [f"<h1>{html.escape(title)}</h1>"]
     if preamble:
         body.append(f"<p>{_inline(preamble)}</p>")

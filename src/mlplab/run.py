@@ -13,11 +13,15 @@ from mlplab import config as configs
 from mlplab import data as datasets
 from mlplab import files, plots
 from mlplab.augment import BatchTransform, Standardizer
+from mlplab.checkpoint import CHECKPOINT_NAME, Checkpoint, kill_point
 from mlplab.config import applicable
 from mlplab.data import Dataset
+from mlplab.diagnostics import FILE_NAME as DIAGNOSTICS_FILE
+from mlplab.diagnostics import Diagnostics
 from mlplab.errors import ConfigError
 from mlplab.models import Model, build_model
-from mlplab.optim import SGD, Adam, AdamW, Optimizer
+from mlplab.optim import Optimizer, build_optimizer
+from mlplab.provenance import provenance
 from mlplab.schedules import Schedule
 from mlplab.training import EpochCallback, History, fit, interactive
 
@@ -34,18 +38,14 @@ def make_model(config: dict[str, Any], dataset: Dataset) -> Model:
 
 
 def make_optimizer(config: dict[str, Any]) -> Optimizer:
-    """The config's optimizer."""
-    kind, lr, reg = config.get("optimizer", "sgd"), config["learning_rate"], config["reg"]
+    """The config's optimizer, from the registry `optim.OPTIMIZERS`."""
+    kind = config.get("optimizer", "sgd")
     if config.get("weight_decay") and kind != "adamw":
         raise ConfigError(f"weight_decay is AdamW's decoupled decay; with optimizer {kind} use reg (L2) instead")
     if kind == "nesterov" and not config["momentum"]:
         raise ConfigError("optimizer nesterov needs a momentum > 0")
-    if kind in ("sgd", "nesterov"):
-        return SGD(lr, reg=reg, momentum=config["momentum"], nesterov=kind == "nesterov")
-    betas = {"beta1": config["beta1"], "beta2": config["beta2"]}
-    if kind == "adam":
-        return Adam(lr, reg=reg, **betas)
-    return AdamW(lr, reg=reg, weight_decay=config["weight_decay"], **betas)
+    settings = {key: config[key] for key in ("reg", "momentum", "beta1", "beta2", "weight_decay") if key in config}
+    return build_optimizer(kind, config["learning_rate"], **settings)
 
 
 def make_schedule(config: dict[str, Any]) -> Schedule | None:
@@ -53,7 +53,7 @@ def make_schedule(config: dict[str, Any]) -> Schedule | None:
     schedule = Schedule(
         config.get("schedule", "none"),
         warmup_epochs=config.get("warmup_epochs", 0.0),
-        milestones=tuple(config.get("steps", ())),
+        milestones=tuple(config.get("milestones", ())),
         gamma=config.get("gamma", 0.1),
     )
     return schedule if schedule.active else None
@@ -61,7 +61,7 @@ def make_schedule(config: dict[str, Any]) -> Schedule | None:
 
 def make_transform(config: dict[str, Any], dataset: Dataset, dtype: str) -> BatchTransform | None:
     """The config's per-batch augmentation and standardization, or None when batches go in as they are."""
-    shift, rotate, normalize = config.get("augment", 0), config.get("rotate", 0.0), config.get("normalize", "none")
+    shift, rotate, normalize = config.get("shift", 0), config.get("rotate", 0.0), config.get("normalize", "none")
     elastic, flip = config.get("elastic", 0.0), config.get("flip", False)
     if not shift and not rotate and not elastic and not flip and normalize == "none":
         return None
@@ -88,12 +88,33 @@ def train_run(
     dataset: Dataset | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = False,
+    checkpoint: str | Path | None = None,
+    diagnostics: Diagnostics | None = None,
 ) -> tuple[dict[str, Any], Model]:
-    """Train per `config`; when `out` is given write metrics.json, curves.png and model.npz there."""
+    """Train per `config`; when `out` is given write metrics.json, curves.png, model.npz and diagnostics.json there.
+
+    The run saves a checkpoint after every epoch (to `checkpoint`, by default `out`/checkpoint.npz) and, when one
+    of this config is there, resumes from it; with `out`, the checkpoint is removed once the run's files are written.
+    `diagnostics` measures the run (see `mlplab.diagnostics`); by default, when the config's `diagnostics` key is
+    on, one is made that writes `out`/diagnostics.json after every measurement, so a running run can be inspected.
+    """
     dataset = dataset or load_data(config)
     model = make_model(config, dataset)
+    if diagnostics is None and config.get("diagnostics"):
+        diagnostics = Diagnostics(path=None if out is None else Path(out) / DIAGNOSTICS_FILE)
+    if diagnostics is not None:
+        diagnostics.run = {"config": applicable(config), "dataset": dataset.summary()}
+        if diagnostics.path is not None:
+            files.make_dir(diagnostics.path.parent)
+            # From the first measurement on, the directory holds this run's files only: an earlier run's go now
+            # (metrics.json, the marker of a finished run, first), so no reader mixes the two.
+            for name in ("metrics.json", *RUN_FILES):
+                (diagnostics.path.parent / name).unlink(missing_ok=True)
     start = time.perf_counter()
     optimizer = make_optimizer(config)
+    if checkpoint is None and out is not None:
+        checkpoint = Path(out) / CHECKPOINT_NAME
+    saver = run_checkpoint(config, checkpoint) if checkpoint is not None else None
     with threadpool_limits(limits=config.get("threads") or None):
         history = fit(
             model,
@@ -107,11 +128,22 @@ def train_run(
             schedule=make_schedule(config),
             patience=config.get("patience", 0),
             transform=make_transform(config, dataset, model.dtype.name),
+            checkpoint=saver,
+            diagnostics=diagnostics,
         )
-    metrics = metrics_dict(history, config, dataset, time.perf_counter() - start)
+        produced_by = provenance()  # inside the thread limit: the BLAS threads the run had
+    metrics = metrics_dict(history, config, dataset, time.perf_counter() - start, produced_by)
     if out is not None:
-        write_run(Path(out), metrics, model, dataset)
+        write_run(Path(out), metrics, model, dataset, None if diagnostics is None else diagnostics.to_dict())
+        kill_point("published")
+        if saver is not None:
+            saver.remove()
     return metrics, model
+
+
+def run_checkpoint(config: dict[str, Any], path: str | Path) -> Checkpoint:
+    """The checkpoint file of a run of `config` (a checkpoint of another config there is refused)."""
+    return Checkpoint(path, applicable(config))
 
 
 def train(
@@ -134,33 +166,52 @@ def train(
     return train_run(resolved, out, on_epoch=on_epoch, progress=interactive() if progress is None else progress)
 
 
-def metrics_dict(history: History, config: dict[str, Any], dataset: Dataset, seconds: float) -> dict[str, Any]:
-    """History plus the config keys that applied to the run and what data it ran on: the content of metrics.json."""
+def metrics_dict(
+    history: History,
+    config: dict[str, Any],
+    dataset: Dataset,
+    seconds: float,
+    produced_by: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """History plus the config keys that applied to the run, what data it ran on and what produced it (by default
+    this process now): the content of metrics.json."""
     return {
         **history.to_dict(),
         "total_seconds": seconds,
         "dataset": dataset.summary(),
         "config": applicable(config),
+        "provenance": produced_by or provenance(),
     }
 
 
-RUN_FILES = ("metrics.json", "curves.png", "model.npz")
+RUN_FILES = ("metrics.json", "curves.png", "model.npz", DIAGNOSTICS_FILE)
 
 
-def write_run(out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset) -> None:
+def write_run(
+    out: Path, metrics: dict[str, Any], model: Model, dataset: Dataset, diagnostics: dict[str, Any] | None = None
+) -> None:
     """Publish curves.png, model.npz and metrics.json as a unit, metrics.json last (its presence marks a finished
     run): a reader sees the earlier run's files or this one's, never a mix.
 
     A run that diverged before finishing an epoch has no best-by-validation model: it writes metrics only.
     """
-    files.publish(out, run_files(metrics, model, dataset.pixel_max), marker="metrics.json", owned=RUN_FILES)
+    written = run_dir_files(metrics, model, dataset.pixel_max, diagnostics=diagnostics)
+    files.publish(out, written, "metrics.json", RUN_FILES, before_marker=lambda: kill_point("publishing"))
 
 
-def run_files(
-    metrics: dict[str, Any], model: Model | None, pixel_max: float, curves: bytes | None = None, title: str = ""
+def run_dir_files(
+    metrics: dict[str, Any],
+    model: Model | None,
+    pixel_max: float,
+    curves: bytes | None = None,
+    title: str = "",
+    diagnostics: dict[str, Any] | None = None,
 ) -> dict[str, files.Writer]:
-    """A run directory's files by name: curves and model only when an epoch finished, metrics.json always."""
+    """A run directory's files by name: curves and model only when an epoch finished, metrics.json always,
+    diagnostics.json when the run was measured."""
     out: dict[str, files.Writer] = {}
+    if diagnostics is not None:
+        out[DIAGNOSTICS_FILE] = files.json_bytes(diagnostics)
     if metrics["train_loss"]:
         out["curves.png"] = curves if curves else curves_png(metrics, title)
     if model is not None and metrics["best_epoch"] is not None:  # no snapshot, no model: it would be NaN garbage
@@ -173,10 +224,10 @@ def curves_png(metrics: dict[str, Any], title: str = "") -> bytes:
     """The run's loss and accuracy curves as PNG bytes (nothing when no epoch finished)."""
     if not metrics["train_loss"]:
         return b""
-    return plots.curves_png(metrics, title or run_title(metrics))
+    return plots.curves_png(metrics, title or curves_title(metrics))
 
 
-def run_title(metrics: dict[str, Any]) -> str:
+def curves_title(metrics: dict[str, Any]) -> str:
     """A curves title naming model, data and the two settings the course varies."""
     config = metrics["config"]
     return f"{config['type']} on {metrics['dataset']['name']}: lr={config['learning_rate']}, reg={config['reg']}"

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlplab.choices import SCHEDULES
 from mlplab.errors import ConfigError
-
-SCHEDULES = ("none", "step", "cosine")
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,17 @@ from tqdm.auto import tqdm
 
 from mlplab import kernels
 from mlplab.augment import BatchTransform
+from mlplab.checkpoint import Checkpoint, Snapshot
 from mlplab.data import Dataset, Split
+from mlplab.diagnostics import IMAGE_PROBE_SIZE, PROBE_SIZE, Diagnostics, Probe
 from mlplab.errors import MlplabError
+from mlplab.limits import EVAL_BATCH
 from mlplab.models.base import Model
 from mlplab.optim import Optimizer
 from mlplab.schedules import Schedule
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure  # only History.plot's return type; matplotlib loads on first plot
-
-EVAL_BATCH = 2000
 
 
 @dataclass
@@ -141,12 +142,14 @@ def train_epoch(
     augment_rng: np.random.Generator | None = None,
     lr_at: Callable[[int], float] | None = None,
     on_step: Callable[[float], bool | None] | None = None,
+    before_last_step: Callable[[], None] | None = None,
 ) -> EpochStats:
     """One shuffled pass of forward, backward and update; stops at a NaN/inf loss or when `on_step` says so.
 
     `lr_at(i)` sets the learning rate of the epoch's i-th step; `on_step(loss)` runs after each update and ends
-    the epoch by returning True.
+    the epoch by returning True; `before_last_step()` runs once, before the epoch's last step.
     """
+    last_step = math.ceil(len(split) / batch_size) - 1 if before_last_step is not None else -1
     if transform is not None and augment_rng is None:
         raise ValueError("train_epoch: a transform needs augment_rng, its own generator")
     stats = EpochStats()
@@ -156,15 +159,13 @@ def train_epoch(
             x = transform.train(x, augment_rng)
         if lr_at is not None:
             optimizer.lr = lr_at(stats.steps)
-        if optimizer.fuses_into_backward:  # plain SGD: the update rides in the backward pass's products
-            loss, acc = model.sgd_step(x, y, optimizer.lr, optimizer.reg)
-        else:
-            loss, acc = model.train_batch(x, y)
+        if stats.steps == last_step:
+            assert before_last_step is not None
+            before_last_step()
+        loss, acc = optimizer.train_step(model, x, y)
         if not math.isfinite(loss):
             stats.diverged = True
             break
-        if not optimizer.fuses_into_backward:
-            optimizer.step(model)
         stats.loss_sum += loss
         stats.hits += acc * len(y)
         stats.steps += 1
@@ -186,6 +187,22 @@ def _ticker(bar: tqdm, then: Callable[[float], bool | None] | None) -> Callable[
 EpochCallback = Callable[[int, History], None]
 
 
+@dataclass
+class Streams:
+    """The loop's random streams, both seeded by the run's seed: batch order, and augmentation (its own stream, so
+    augmenting never changes the order of the batches)."""
+
+    shuffle: np.random.Generator
+    augment: np.random.Generator
+
+    @classmethod
+    def seeded(cls, seed: int) -> Streams:
+        return cls(np.random.default_rng(seed), np.random.default_rng([seed, 1]))
+
+    def named(self) -> dict[str, np.random.Generator]:
+        return {"shuffle": self.shuffle, "augment": self.augment}
+
+
 def train_passes(
     model: Model,
     optimizer: Optimizer,
@@ -199,18 +216,22 @@ def train_passes(
     lr_at: Callable[[int, int], float] | None = None,
     on_step: Callable[[float], bool | None] | None = None,
     progress: bool = False,
+    streams: Streams | None = None,
+    first_epoch: int = 1,
+    before_last_step: Callable[[], None] | None = None,
 ) -> bool:
     """The outer loop of `fit` and `fit_until_memorized`: shuffled passes over the training split, each followed
     by `after_pass(epoch, stats)`, until it returns True, `epochs` passes are done (no limit when None) or a loss
-    is NaN/inf. Returns whether the training diverged.
+    is NaN/inf. Returns whether the training diverged. `before_last_step()` runs before each pass's last step.
 
-    Shuffling and augmentation draw from two streams seeded by `seed`, so augmenting never changes the order of
-    the batches. `lr_at(epoch, i)` sets the learning rate of the epoch's i-th step; `on_step` as in `train_epoch`.
+    Shuffling and augmentation draw from `streams` (by default `Streams.seeded(seed)`); a resumed loop passes the
+    streams as they were and starts at `first_epoch`. `lr_at(epoch, i)` sets the learning rate of the epoch's i-th
+    step; `on_step` as in `train_epoch`.
     """
-    rng = np.random.default_rng(seed)
-    augment_rng = np.random.default_rng([seed, 1])
+    streams = streams or Streams.seeded(seed)
+    rng, augment_rng = streams.shuffle, streams.augment
     steps = math.ceil(len(dataset.train) / batch_size)
-    for epoch in range(1, epochs + 1) if epochs is not None else itertools.count(1):
+    for epoch in range(first_epoch, epochs + 1) if epochs is not None else itertools.count(first_epoch):
         of = f"/{epochs}" if epochs is not None else ""
         bar = tqdm(total=steps, desc=f"epoch {epoch}{of}", leave=False, disable=not progress, unit="batch")
         stats = train_epoch(
@@ -224,6 +245,7 @@ def train_passes(
             augment_rng=augment_rng,
             lr_at=None if lr_at is None else partial(lr_at, epoch),
             on_step=_ticker(bar, on_step) if progress else on_step,
+            before_last_step=before_last_step,
         )
         bar.close()
         if stats.diverged:
@@ -246,6 +268,8 @@ def fit(
     schedule: Schedule | None = None,
     patience: int = 0,
     transform: BatchTransform | None = None,
+    checkpoint: Checkpoint | None = None,
+    diagnostics: Diagnostics | None = None,
 ) -> History:
     """Train for `epochs`, validating after each; test the best-by-validation snapshot at the end.
 
@@ -256,16 +280,27 @@ def fit(
     `schedule` sets optimizer.lr = base_lr · factor before every step; `patience` > 0 stops once validation
     accuracy has not improved for that many epochs; `transform` augments (seeded by `seed`) and standardizes
     training batches and standardizes validation/test batches, and its standardization is folded into the
-    model's first layer at the end, so the returned model takes the same inputs as any other.
+    model's first layer at the end, so the returned model takes the same inputs as any other. `checkpoint` is
+    saved after every epoch and, when it holds an unfinished run, resumed from: the run goes on as if never stopped.
+    `diagnostics` measures the model on its probe at epoch 0 (before any step) and after each epoch's validation,
+    never inside the step loop (see `mlplab.diagnostics`); it changes none of training's numbers, and a resumed
+    run continues its records from the checkpoint.
     """
     history = History()
     best_state: dict[str, np.ndarray] | None = None
+    streams = Streams.seeded(seed)
+    saved = checkpoint.restore(model, optimizer, streams.named()) if checkpoint is not None else None
+    if saved is not None:
+        history, best_state = History(**{k: v for k, v in saved.progress.items() if k != "epochs_done"}), saved.best
     steps = math.ceil(len(dataset.train) / batch_size)
     lr_factors = schedule.factors(epochs, steps) if schedule is not None and schedule.active else None
     base_lr = optimizer.base_lr
     standardizer = transform.standardizer if transform is not None else None
-    if standardizer is not None:
-        standardizer.check_foldable(model)
+    if standardizer is not None and not model.folds_input_affine(len(standardizer.mean)):
+        raise MlplabError(
+            f"{type(model).__name__} has no first layer W1 ({len(standardizer.mean)} inputs) with a bias b1 "
+            "to fold the input standardization into; use normalize: none with it"
+        )
     start = time.perf_counter()
 
     def scheduled_lr(epoch: int, i: int) -> float:
@@ -284,14 +319,24 @@ def fit(
         if history.best_val_acc is None or val_acc > history.best_val_acc:
             history.best_val_acc, history.best_epoch = val_acc, epoch
             best_state = model.state()
+        if diagnostics is not None:
+            diagnostics.measure(model, epoch, {key: getattr(history, key)[-1] for key in CURVES})
         if on_epoch is not None:
             on_epoch(epoch, history)
         start = time.perf_counter()
         if patience and history.best_epoch is not None and epoch - history.best_epoch >= patience:
             history.stopped_early = True
-            return True
-        return False
+        if checkpoint is not None:
+            extra = {"diagnostics": diagnostics.to_dict()} if diagnostics is not None else None
+            snapshot = Snapshot(epoch, history.stopped_early, asdict(history), best_state, extra)
+            checkpoint.save(model, optimizer, streams.named(), snapshot)
+        return history.stopped_early
 
+    if diagnostics is not None:
+        resumed = None if saved is None else (saved.extra or {}).get("diagnostics")
+        start_diagnostics(
+            diagnostics, model, dataset, transform, optimizer.lr, resumed, 0 if saved is None else saved.epoch
+        )
     with np.errstate(over="ignore", invalid="ignore"):
         diverged = train_passes(
             model,
@@ -300,21 +345,52 @@ def fit(
             batch_size=batch_size,
             seed=seed,
             after_pass=after_pass,
-            epochs=epochs,
+            epochs=epochs if saved is None or not saved.done else saved.epoch,
             transform=transform,
             lr_at=None if lr_factors is None else scheduled_lr,
             progress=interactive() if progress is None else progress,
+            streams=streams,
+            first_epoch=saved.epoch + 1 if saved is not None else 1,
+            before_last_step=None if diagnostics is None else partial(diagnostics.keep_step_start, model),
         )
     if diverged:
         history.status = "diverged"
     if best_state is not None:
         model.load_state(best_state)
     if standardizer is not None:
-        standardizer.fold_into(model)
+        model.fold_input_affine(*standardizer.affine())
     if best_state is not None:
         with np.errstate(over="ignore", invalid="ignore"):  # a snapshot from before a divergence may be huge
             history.test_loss, history.test_acc = evaluate(model, dataset.test, dataset.pixel_max)
     return history
+
+
+CURVES = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
+
+
+def start_diagnostics(
+    diagnostics: Diagnostics,
+    model: Model,
+    dataset: Dataset,
+    transform: BatchTransform | None,
+    lr: float,
+    resumed: dict[str, Any] | None = None,
+    epoch: int = 0,
+) -> None:
+    """Give `diagnostics` its probe (the validation split's first samples) and measure epoch 0, before any step;
+    or, for a run resumed after `epoch`, take the records its checkpoint kept (`resumed`) and go on from there."""
+    if diagnostics.needs_probe():
+        size = IMAGE_PROBE_SIZE if any(len(shape) == 3 for shape in model.layer_shapes) else PROBE_SIZE
+        split, name = (dataset.val, "val") if len(dataset.val) >= 2 else (dataset.train, "train")
+        diagnostics.probe = Probe.from_split(split, dataset.pixel_max, model.dtype, size, transform, name)
+    if resumed is not None:
+        diagnostics.restore(resumed)
+        diagnostics.resume_at(model, epoch)
+        diagnostics.save()
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max, transform=transform)
+        diagnostics.measure(model, 0, {"val_loss": val_loss, "val_acc": val_acc, "lr": lr})
 
 
 @dataclass
@@ -348,18 +424,25 @@ def fit_until_memorized(
     seed: int = 0,
     transform: BatchTransform | None = None,
     on_epoch: Callable[[Memorization], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Memorization:
     """Train until accuracy on the whole training split reaches `target_acc` (checked at step 0 and after every
     pass) or `max_steps` minibatch steps are spent, then test. Status "fit", "budget" or "diverged".
 
     The randomization tests' loop (Zhang et al. 2017): no validation, no snapshot, the model as it ends.
-    `transform` augments training batches only, never the fit check.
+    `transform` augments training batches only, never the fit check. `checkpoint` is saved after every pass and,
+    when it holds an unfinished run, resumed from.
     """
     if max_steps < 1:
         raise MlplabError(f"the step budget must be ≥ 1, got {max_steps}")
     start = time.perf_counter()
     train, scale = dataset.train, dataset.pixel_max
     result = Memorization()
+    streams = Streams.seeded(seed)
+    saved = checkpoint.restore(model, optimizer, streams.named()) if checkpoint is not None else None
+    if saved is not None:
+        result = Memorization(**saved.progress)
+        start -= result.seconds  # the wall time of the passes before the kill counts too
 
     def check() -> bool:
         loss, acc = evaluate(model, train, scale)
@@ -377,13 +460,18 @@ def fit_until_memorized(
 
     def after_pass(epoch: int, stats: EpochStats) -> bool:
         result.steps, result.epochs = len(result.step_loss), epoch
-        done = check()
+        done = check() or result.steps >= max_steps
         if on_epoch is not None:
             on_epoch(result)
-        return done or result.steps >= max_steps
+        if checkpoint is not None:
+            result.seconds = time.perf_counter() - start
+            checkpoint.save(model, optimizer, streams.named(), Snapshot(epoch, done, asdict(result)))
+        return done
 
     with np.errstate(over="ignore", invalid="ignore"):
-        if not check():
+        if saved is not None and saved.done:
+            pass  # killed after its last pass: only the test is left
+        elif saved is not None or not check():
             diverged = train_passes(
                 model,
                 optimizer,
@@ -393,6 +481,8 @@ def fit_until_memorized(
                 after_pass=after_pass,
                 transform=transform,
                 on_step=logged,
+                streams=streams,
+                first_epoch=saved.epoch + 1 if saved is not None else 1,
             )
             if diverged:
                 result.status, result.steps = "diverged", len(result.step_loss)

@@ -83,8 +83,17 @@ def test_train_prints_a_line_per_epoch(digits_run: tuple[Path, subprocess.Comple
     assert lines[0] == (
         "TwoLayerNet on digits (1077 train / 360 val / 360 test): lr=0.2 reg=0.001 batch=8 epochs=30 momentum=0.9"
     )
+    summary = lines[1:10]  # the network, as model.summary() prints it: 3 layers between rules
+    assert summary[3].split() == ["input", "(N,", "64)"] and summary[4].split() == [
+        "dense_1",
+        "(Dense)",
+        "(N,",
+        "128)",
+        "8,320",
+    ]
+    assert summary[-1] == "Total params: 9,610"  # 64·128 + 128 + 128·10 + 10
     epoch_lines = [line for line in lines if line.startswith("epoch")]
-    assert len(epoch_lines) == 30 and len(lines) == 32
+    assert len(epoch_lines) == 30 and len(lines) == 32 + len(summary)
     metrics = read_metrics(out)
     pattern = re.compile(r"epoch\s+(\d+)/30  train loss (\S+) acc (\S+)  \|  val loss (\S+) acc (\S+)  \|  \S+ s")
     for i, line in enumerate(epoch_lines):
@@ -119,16 +128,14 @@ def test_train_writes_metrics_curves_and_model(digits_run: tuple[Path, subproces
         "num_classes": 10,
     }
     assert metrics["config"] == configs.applicable(configs.resolve(CONFIGS / "digits.yaml"))
-    assert {"hidden_size", "momentum"} <= set(metrics["config"])  # what a Two-Layer Net with SGD uses, and only that
-    assert not {"hidden_sizes", "activation", "init", "dropout", "beta1", "beta2", "weight_decay"} & set(
-        metrics["config"]
-    )
+    assert {"hidden_sizes", "momentum"} <= set(metrics["config"])  # what a Two-Layer Net with SGD uses, and only that
+    assert not {"activation", "init", "dropout", "beta1", "beta2", "weight_decay"} & set(metrics["config"])
     png = (out / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     model, meta = Model.load(out / "model.npz")
     assert isinstance(model, TwoLayerNet) and model.params["W1"].shape == (64, 128)
     assert meta["dataset"] == "digits" and meta["best_epoch"] == metrics["best_epoch"]
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "metrics.json", "model.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "diagnostics.json", "metrics.json", "model.npz"]
 
 
 def test_evaluate_reports_the_saved_best_model(

@@ -45,9 +45,10 @@ def test_train_help_points_at_the_keys_and_keys_lists_them(capsys: pytest.Captur
     assert "mlplab keys" in " ".join(subparsers()["train"].format_help().split())
     assert main(["keys"]) == 0
     out = capsys.readouterr().out
-    listed = [line.split()[0] for line in out.splitlines()[2:] if line and not line.startswith("aliases")]
-    assert listed == list(OPTIONS)
-    assert "learning_rate  0.1" in out
+    *keys, blank, aliases, renamed = out.splitlines()[2:]
+    assert [line.split()[0] for line in keys] == list(OPTIONS) and blank == ""
+    assert "learning_rate  0.1" in out and aliases.startswith("aliases: ")
+    assert renamed.startswith("old names, still read: augment → shift, steps → milestones, hidden_size → hidden_sizes")
 
 
 def test_durations_of_tiny_runs_are_not_zero() -> None:

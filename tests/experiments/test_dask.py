@@ -21,7 +21,7 @@ distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow  # a scheduler and two worker processes start for this module
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "digits.yaml")
-TIMING = {"epoch_seconds", "total_seconds"}
+TIMING = {"epoch_seconds", "total_seconds", "provenance"}
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +16,7 @@ import pytest
 
 from mlplab import config as configs
 from mlplab import corruptions, data
+from mlplab.checkpoint import KILL_ENV
 from mlplab.cli import build_parser, main
 from mlplab.commands.randomize import settings_from
 from mlplab.data import Dataset, Split
@@ -203,12 +208,12 @@ def test_regularization_and_augmentation_switches_reach_the_network() -> None:
     plain = rz.Settings()
     assert make_model(plain.config(), ds).dropout == 0 and make_optimizer(plain.config()).reg == 0
     assert make_transform(plain.config(), ds, "float32") is None
-    regularized = rz.Settings(dropout=0.3, weight_decay=0.01, augment=1, optimizer="sgd")
+    regularized = rz.Settings(dropout=0.3, reg=0.01, shift=1, optimizer="sgd")
     assert make_model(regularized.config(), ds).dropout == 0.3
     assert isinstance(make_optimizer(regularized.config()), SGD) and make_optimizer(regularized.config()).reg == 0.01
     assert make_transform(regularized.config(), ds, "float32").shift == 1
     base = rz.run_condition("true-labels", TINY)
-    for switch in ({"dropout": 0.5}, {"weight_decay": 0.1}, {"augment": 1}):
+    for switch in ({"dropout": 0.5}, {"reg": 0.1}, {"shift": 1}):
         changed = rz.run_condition("true-labels", replace(TINY, **switch))
         assert changed["loss_curve"] != base["loss_curve"], switch
 
@@ -276,6 +281,40 @@ def test_rerun_resumes_and_other_settings_are_refused(tmp_path: Path) -> None:
     assert (tmp_path / "results.json").read_text() == before
 
 
+def test_settings_stored_under_the_old_field_names_resume(tmp_path: Path) -> None:
+    """settings.json of a run made when `reg` was `weight_decay` and `shift` was `augment`."""
+    first = rz.randomize(["true-labels"], TINY, tmp_path)
+    saved = json.loads((tmp_path / "settings.json").read_text())
+    fields = saved["settings"]
+    fields["weight_decay"], fields["augment"] = fields.pop("reg"), fields.pop("shift")
+    (tmp_path / "settings.json").write_text(json.dumps(saved))
+    assert rz.randomize(["true-labels"], TINY, tmp_path) == first  # recognised: loaded, not retrained
+    assert "reg" in json.loads((tmp_path / "settings.json").read_text())["settings"]
+
+
+def test_a_condition_killed_mid_training_continues_from_its_last_pass(tmp_path: Path) -> None:
+    """SIGKILL while the first condition writes its pass-3 checkpoint: the rerun continues it from pass 2 and
+    results.json ends as an uninterrupted run's (but for the seconds)."""
+    args = ["randomize", "--conditions", "random-labels", "gaussian", "--subset", "200", "--hidden", "64"]
+    args += ["--dropout", "0.2", "--augment", "1", "--max-steps", "60", "--batch-size", "32", "--workers", "1"]
+    assert main([*args, "--out", str(tmp_path / "ref")]) == 0
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "mlplab.cli", *args, "--out", str(out)]
+    env = {**os.environ, "MLPLAB_NO_DOWNLOAD": "1", KILL_ENV: "checkpoint:3"}
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (out / "results.json").exists() and (out / rz.CHECKPOINTS / "random-labels.npz").exists()
+    env.pop(KILL_ENV)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    ref, resumed = (json.loads((d / "results.json").read_text()) for d in (tmp_path / "ref", out))
+    for results in (ref, resumed):
+        for entry in results.values():
+            entry.pop("seconds"), entry.pop("provenance", None)
+    assert resumed == ref and ref["random-labels"]["epochs"] > 3
+    assert not (out / rz.CHECKPOINTS).exists()
+
+
 # --- the command ----------------------------------------------------------------------------------------------
 
 
@@ -321,6 +360,22 @@ def test_quick_means_a_subset_and_a_step_budget() -> None:
     full = settings_from(parse(["randomize", "--data-dir", "/data/fashion-mnist", "--out", "x"]))
     assert full.subset is None and full.dataset == "fashion-mnist" and full.max_steps > rz.QUICK["max_steps"]
     assert full.max_steps == rz.Settings().max_steps == 60_000  # the Python API's budget is the command's
+
+
+def test_reg_and_shift_are_the_configs_keys_and_the_old_flags_point_to_them(capsys) -> None:
+    parse = build_parser().parse_args
+    settings = settings_from(parse(["randomize", "--reg", "0.01", "--shift", "2", "--out", "x"]))
+    assert (settings.reg, settings.shift) == (0.01, 2)
+    config = settings.config()
+    assert (config["reg"], config["shift"], config["weight_decay"]) == (0.01, 2, 0.0)  # L2, not AdamW's decay
+    assert capsys.readouterr().err == ""
+    old = settings_from(parse(["randomize", "--weight-decay", "0.01", "--augment", "2", "--out", "x"]))
+    assert old == settings
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "mlplab randomize: note: --weight-decay is now --reg (L2 on the weight matrices)",
+        "mlplab randomize: note: --augment is now --shift (pixel shifts)",
+    ]
 
 
 # --- mlplab reproduce --with-randomization --------------------------------------------------------------------

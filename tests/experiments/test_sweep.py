@@ -16,12 +16,13 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from mlplab import config as configs
+from mlplab.checkpoint import CHECKPOINT_NAME, KILL_ENV
 from mlplab.cli import main
 from mlplab.experiments.commentary import sweep_commentary
 from mlplab.run import train_run
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "digits.yaml")
-TIMING = {"epoch_seconds", "total_seconds"}
+TIMING = {"epoch_seconds", "total_seconds", "provenance"}
 
 
 def sweep(out: Path, *values: str, workers: int = 1, extra: tuple[str, ...] = ()) -> int:
@@ -185,3 +186,47 @@ def test_a_run_made_before_a_config_key_existed_is_reused(serial: Path, tmp_path
     assert finished_runs(out) == kept
     assert sweep(out, "0.5", extra=("--set", "flip=true")) == 2  # a run at the non-default value is another run
     assert finished_runs(out) == kept
+
+
+def test_a_run_stored_under_old_key_names_is_reused(serial: Path, tmp_path: Path) -> None:
+    """A metrics.json written before hidden_size → hidden_sizes, augment → shift and steps → milestones."""
+    out = tmp_path / "old-names"
+    assert sweep(out, "0.5", extra=("--set", "schedule=step")) == 0
+    metrics_path = out / "runs" / "learning_rate=0.5" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    config = metrics["config"]
+    assert (config["hidden_sizes"], config["shift"], config["milestones"]) == ([128], 0, [6, 8])
+    config["hidden_size"], config["augment"], config["steps"] = 128, 0, [6, 8]
+    for key in ("hidden_sizes", "shift", "milestones"):
+        del config[key]
+    metrics_path.write_text(json.dumps(metrics))
+    kept = finished_runs(out)
+    assert sweep(out, "0.5", extra=("--set", "schedule=step")) == 0
+    assert finished_runs(out) == kept  # recognised: nothing trained again
+    assert sweep(out, "0.5", extra=("--set", "schedule=step", "--set", "shift=1")) == 2  # another run still is
+    assert finished_runs(out) == kept
+
+
+def test_a_run_killed_mid_training_continues_from_its_checkpoint(tmp_path: Path) -> None:
+    """SIGKILL while the first run writes its epoch-2 checkpoint: the rerun continues that run from epoch 1 and the
+    sweep ends with the files of one never killed."""
+    args = ["sweep", "learning_rate", "0.5", "0.1", "--config", CONFIG, "--set", "epochs=3", "--set", "dropout=0.2"]
+    args += ["--set", "type=MLP", "--set", "hidden_sizes=[32]", "--set", "optimizer=adam", "--workers", "1"]
+    assert main([*args, "--out", str(tmp_path / "ref")]) == 0
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "mlplab.cli", *args, "--out", str(out)]
+    env = {**os.environ, "MLPLAB_NO_DOWNLOAD": "1", KILL_ENV: "checkpoint:2"}
+    killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    first = out / "runs" / "learning_rate=0.5"
+    assert not (first / "metrics.json").exists() and (first / CHECKPOINT_NAME).exists()
+    env.pop(KILL_ENV)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    ref = json.loads((tmp_path / "ref" / "results.json").read_text())
+    resumed = json.loads((out / "results.json").read_text())
+    assert {k: numbers(m) for k, m in resumed.items()} == {k: numbers(m) for k, m in ref.items()}
+    for name in ("learning_rate=0.5", "learning_rate=0.1"):
+        run = out / "runs" / name
+        assert (run / "model.npz").read_bytes() == (tmp_path / "ref" / "runs" / name / "model.npz").read_bytes()
+        assert not (run / CHECKPOINT_NAME).exists()

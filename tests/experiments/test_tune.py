@@ -10,13 +10,16 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from mlplab import config as configs
+from mlplab.checkpoint import CHECKPOINT_NAME, KILL_ENV
 from mlplab.cli import main
 from mlplab.errors import ConfigError
 from mlplab.experiments.executors import SerialExecutor
@@ -178,10 +181,11 @@ def test_bad_input_is_one_line_and_status_2(
 
 
 def test_grid_space_from_steps() -> None:
-    assert Param("hidden_size", low=32, high=128, step=32).grid() == [32, 64, 96, 128]
+    assert Param("batch_size", low=32, high=128, step=32).grid() == [32, 64, 96, 128]
     assert Param("reg", low=0.0, high=0.002, step=0.001).grid() == [0.0, 0.001, 0.002]
     example = load_space(Path(CONFIG).parent / "space_two_layer.yaml")
-    assert set(example) == {"learning_rate", "reg", "momentum", "hidden_size", "batch_size"}
+    assert set(example) == {"learning_rate", "reg", "momentum", "hidden_sizes", "batch_size"}
+    assert example["hidden_sizes"].grid() == ["[64]", "[128]", "[256]"]  # lists as Optuna can store them
 
 
 def test_the_command_offers_exactly_the_samplers_the_study_knows() -> None:
@@ -208,3 +212,52 @@ def test_a_trial_the_trainer_rejects_is_failed_in_the_study_and_reported(
     assert len(err.splitlines()) == 1 and err.startswith("mlplab tune: error: trial 0 (optimizer=nesterov")
     (trial,) = load(tmp_path).trials
     assert trial.state == TrialState.FAIL and run_info(trial)["status"] == "error"
+
+
+def test_a_list_valued_key_is_tuned_over_its_choices_without_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hidden_sizes' choices are lists: Optuna stores each as its JSON text, the runs get the lists back; the old
+    name hidden_size with plain widths is read as that."""
+    space = write_space(tmp_path / "space.yaml", "hidden_size: {choices: [4, 8]}\n")
+    assert load_space(space)["hidden_sizes"].choices == ([4], [8])
+    args = ["tune", "--config", CONFIG, "--set", "epochs=1", "--space", str(space), "--trials", "2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main([*args, "--sampler", "grid", "--workers", "1", "--out", str(tmp_path / "t")]) == 0
+    assert "config key hidden_size is now hidden_sizes" in capsys.readouterr().err
+    widths = sorted(
+        json.loads(p.read_text())["config"]["hidden_sizes"] for p in (tmp_path / "t" / "trials").glob("*/metrics.json")
+    )
+    assert widths == [[4], [8]]
+    assert json.loads((tmp_path / "t" / "best.json").read_text())["best"]["params"]["hidden_sizes"] in ([4], [8])
+    with pytest.raises(ConfigError, match="a list-valued key is searched over choices"):
+        load_space(write_space(tmp_path / "range.yaml", "hidden_sizes: {low: 4, high: 8}\n"))
+
+
+def test_a_trial_killed_mid_training_is_retried_from_its_checkpoint(tmp_path: Path, space: Path) -> None:
+    """SIGKILL while trial 0 writes its epoch-2 checkpoint: the rerun retries its parameters as trial 1, which takes
+    over trial 0's checkpoint and ends with the files of an uninterrupted trial."""
+    args = ["tune", "--config", CONFIG, "--set", "epochs=3", "--space", str(space), "--trials", "1"]
+    args += ["--sampler", "random", "--workers", "1"]
+    assert main([*args, "--out", str(tmp_path / "ref")]) == 0
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "mlplab.cli", *args, "--out", str(out)]
+    env = {**os.environ, "MLPLAB_NO_DOWNLOAD": "1", KILL_ENV: "checkpoint:2"}
+    assert subprocess.run(command, env=env, capture_output=True, timeout=120).returncode == -signal.SIGKILL
+    with np.load(out / "trials" / "trial-0000" / CHECKPOINT_NAME) as archive:
+        first_epoch_seconds = archive["progress/epoch_seconds"].tolist()
+    assert len(first_epoch_seconds) == 1
+    env.pop(KILL_ENV)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    retry = out / "trials" / "trial-0001"
+    resumed = json.loads((retry / "metrics.json").read_text())
+    reference = json.loads((tmp_path / "ref" / "trials" / "trial-0000" / "metrics.json").read_text())
+    assert resumed["epoch_seconds"][0] == first_epoch_seconds[0]  # epoch 1 was not trained again
+    wall_clock = ("epoch_seconds", "total_seconds", "provenance")
+    assert {k: v for k, v in resumed.items() if k not in wall_clock} == {
+        k: v for k, v in reference.items() if k not in wall_clock
+    }
+    assert (retry / "model.npz").read_bytes() == (tmp_path / "ref" / "trials" / "trial-0000" / "model.npz").read_bytes()
+    assert not list(out.glob("trials/*/checkpoint.npz"))

@@ -16,8 +16,8 @@ from tests.hostile.harness import CASES, FAST, case, cases_in, mlplab, run_case
 
 @case("input", "sweep values that would share a run directory")
 def _(tmp: Path) -> str:
-    result = mlplab("sweep", "hidden_size", "1:0", "1_0", *FAST, "--workers", "1", "--out", str(tmp / "s"))
-    outcome = result.refused("'1:0'", "'1_0'", "hidden_size=1_0")
+    result = mlplab("sweep", "batch_size", "1:0", "1_0", *FAST, "--workers", "1", "--out", str(tmp / "s"))
+    outcome = result.refused("'1:0'", "'1_0'", "batch_size=1_0")
     assert not (tmp / "s").exists()
     return outcome
 
@@ -37,7 +37,7 @@ def _(tmp: Path) -> str:
 def _(tmp: Path) -> str:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
-    lines.append("hidden_size: *a8")
+    lines.append("hidden_sizes: *a8")
     config = tmp / "bomb.yaml"
     config.write_text("\n".join(lines) + "\n")
     assert config.stat().st_size < 700
@@ -50,14 +50,14 @@ def _(tmp: Path) -> str:
 @case("input", "config value of a million characters quoted in an error")
 def _(tmp: Path) -> str:
     config = tmp / "long.yaml"
-    config.write_text(f"hidden_size: {'x' * 1_000_000}\n")
+    config.write_text(f"hidden_sizes: {'x' * 1_000_000}\n")
     result = mlplab("train", "--config", str(config), "--out", str(tmp / "o"))
-    return result.refused("hidden_size", "…")
+    return result.refused("hidden_sizes", "…")
 
 
-@case("input", "hidden_size of 10⁹")
+@case("input", "hidden_sizes of [10⁹]")
 def _(tmp: Path) -> str:
-    return mlplab("train", *FAST, "--set", "hidden_size=1000000000", "--out", str(tmp / "o")).refused("parameters")
+    return mlplab("train", *FAST, "--set", "hidden_sizes=[1000000000]", "--out", str(tmp / "o")).refused("parameters")
 
 
 @case("input", "warmup_epochs=.inf")

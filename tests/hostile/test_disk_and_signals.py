@@ -95,7 +95,7 @@ def _(tmp: Path) -> str:
     no_temporaries(out)
     for run in (out / "runs").iterdir():
         if (run / "metrics.json").exists():
-            assert {p.name for p in run.iterdir()} == {"metrics.json", "model.npz", "curves.png"}
+            assert {p.name for p in run.iterdir()} == {"metrics.json", "model.npz", "curves.png", "diagnostics.json"}
     return f"exit 143, one line, no process left; {len(runs_finished(out))} finished runs complete"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlplab import functional as F
 from mlplab import gradcheck
 from mlplab.data import Dataset, load
 from mlplab.errors import MlplabError
@@ -14,6 +13,7 @@ from mlplab.layers import ACTIVATIONS, Dense, Dropout, Network, ReLU, Sigmoid, a
 from mlplab.models import MLP, TwoLayerNet
 from mlplab.optim import SGD, Adam
 from mlplab.training import fit
+from tests import oracles as F
 
 RNG = np.random.default_rng(1)
 

@@ -94,7 +94,7 @@ def test_trains_on_digits_and_round_trips_through_a_model_file(tmp_path, digits,
             "optimizer=adam",
             "learning_rate=0.003",
             "epochs=10",
-            "augment=1",
+            "shift=1",
             "threads=1",
         ],
     )

@@ -1,5 +1,18 @@
 """One module per subcommand; each has `register(subparsers)` that adds its parser with `func` set."""
 
-from mlplab.commands import evaluate, export, gradcheck, keys, predict, randomize, reproduce, sweep, theory, train, tune
+from mlplab.commands import (
+    evaluate,
+    export,
+    gradcheck,
+    inspect,
+    keys,
+    predict,
+    randomize,
+    reproduce,
+    sweep,
+    theory,
+    train,
+    tune,
+)
 
-COMMANDS = [train, evaluate, predict, export, keys, gradcheck, theory, sweep, tune, reproduce, randomize]
+COMMANDS = [train, evaluate, predict, export, keys, gradcheck, theory, sweep, tune, reproduce, randomize, inspect]

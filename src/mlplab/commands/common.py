@@ -7,16 +7,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlplab.data import DATASETS
-from mlplab.training import History
+from mlplab.config import OPTIONS
 
 if TYPE_CHECKING:
     from mlplab.experiments.executors import Executor
+    from mlplab.training import History
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, default: str = "the config's, else digits") -> None:
     """--dataset and --data-dir; `default` says where the dataset comes from when --dataset is not given."""
-    parser.add_argument("--dataset", choices=DATASETS, help=f"which data (default: {default})")
+    parser.add_argument("--dataset", choices=OPTIONS["dataset"].choices, help=f"which data (default: {default})")
     parser.add_argument(
         "--data-dir",
         help="directory with the dataset's IDX or CSV files (default: searched in $MLPLAB_DATA, the user cache, "
@@ -100,13 +100,6 @@ def reused_line(finished: int, what: str, where: str | Path) -> str | None:
         return None
     noun = what if finished == 1 else f"{what}s"
     return f"{finished} finished {noun} reused from an earlier invocation in {where} (not run again)"
-
-
-def finished_run_dirs(runs: Path, names: list[str] | None = None) -> int:
-    """How many run directories under `runs` (all, or those named) hold a finished run's metrics.json."""
-    if names is None:
-        return len(list(runs.glob("*/metrics.json")))
-    return sum((runs / name / "metrics.json").exists() for name in names)
 
 
 def duration(seconds: float) -> str:

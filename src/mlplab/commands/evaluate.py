@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 
 from mlplab.commands.common import add_data_arguments
-from mlplab.evaluation import dataset_for, score_splits, write_report
-from mlplab.models import Model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlplab.evaluation import dataset_for, score_splits, write_report
+    from mlplab.models import Model
+
     model, meta = Model.load(args.model)
     dataset = dataset_for(model, meta, args.dataset, args.data_dir, what=args.model)
     for split, (loss, acc, n) in score_splits(model, dataset).items():

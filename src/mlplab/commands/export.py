@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from mlplab.export import export_file
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -21,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from mlplab.export import export_file
+
     out = export_file(args.model, args.out)
     print(f"wrote {out} (input 'pixels', output 'probabilities')")
     return 0

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from mlplab import data as datasets
 from mlplab.errors import MlplabError
 from mlplab.files import quoted
-from mlplab.gradcheck import check_gradients, move_to_random_point
-from mlplab.models import build_model
-from mlplab.training import batches
 
 MODELS = ("softmax", "two_layer", "mlp", "cnn")
 EXIT_FAILED = 1
@@ -49,6 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlplab import data as datasets
+    from mlplab.gradcheck import check_gradients, move_to_random_point
+    from mlplab.models import build_model
+    from mlplab.training import batches
+
     widths = hidden_widths(args.hidden_sizes)
     if not 1 <= args.batch <= 1024:
         raise MlplabError(f"--batch must be between 1 and 1024 images, got {args.batch}")
@@ -61,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     model = build_model(
         args.model,
         input_size=ds.input_size,
-        hidden_size=widths[0],
-        hidden_sizes=widths,
+        hidden_sizes=widths[:1] if args.model == "two_layer" else widths,
         activation=args.activation,
         conv_channels=[int(c) for c in args.conv_channels.split(",") if c.strip()],
         kernel_size=args.kernel_size,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mlplab.config import ALIASES, OPTIONS
+from mlplab.config import ALIASES, OPTIONS, RENAMED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,8 @@ def key_lines() -> list[str]:
         rule = f" ({option.rule})" if option.rule else ""
         lines.append(f"{key:<{width}}  {defaults[key]:<{default_width}}  {option.help}{rule}")
     aliases = ", ".join(f"{alias} = {key}" for alias, key in ALIASES.items())
-    lines += ["", f"aliases: {aliases}"]
+    renamed = ", ".join(f"{old} → {r.new}" + (f" ({r.how})" if r.how else "") for old, r in RENAMED.items())
+    lines += ["", f"aliases: {aliases}", f"old names, still read: {renamed}"]
     return lines
 
 

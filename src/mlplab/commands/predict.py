@@ -6,9 +6,6 @@ import argparse
 import json
 import sys
 
-from mlplab.models import Model
-from mlplab.predict import predict_files
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
@@ -29,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from mlplab.models import Model
+    from mlplab.predict import predict_files
+
     model, meta = Model.load(args.model)
     predictions, errors = predict_files(model, meta, args.images)
     for error in errors:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
@@ -17,8 +17,7 @@ from mlplab.commands.common import (
 from mlplab.config import infer_dataset
 from mlplab.errors import MlplabError
 from mlplab.experiments.conditions import CONDITIONS, DEFAULT_CORRUPTION, condition_names
-from mlplab.experiments.figures import RANDOMIZATION_FIGURES
-from mlplab.experiments.randomize import MODELS, OPTIMIZERS, QUICK, Settings, randomize
+from mlplab.experiments.randomize_settings import MODELS, OPTIMIZERS, QUICK, Settings
 from mlplab.files import claim_output
 
 
@@ -76,11 +75,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--target-acc", type=float, default=Settings.target_acc, help="training accuracy that counts as fit"
     )
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 on the weight matrices (default: 0)")
+    parser.add_argument(
+        "--reg", type=float, default=0.0, help="L2 on the weight matrices, the config key reg (default: 0)"
+    )
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout on the hidden layer (default: 0)")
     parser.add_argument(
-        "--augment", type=int, default=0, metavar="PIXELS", help="shift training images by up to PIXELS (default: 0)"
+        "--shift", type=int, default=0, metavar="PIXELS", help="shift training images by up to PIXELS (default: 0)"
     )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        dest="old_weight_decay",
+        help="old name of --reg, still read (the config key weight_decay is AdamW's decoupled decay, not L2)",
+    )
+    parser.add_argument("--augment", type=int, dest="old_augment", metavar="PIXELS", help="old name of --shift")
     parser.add_argument("--seed", type=int, default=Settings.seed, help="default: %(default)s")
     add_executor_arguments(parser)
     parser.add_argument(
@@ -95,6 +103,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
         if value is not None and value < 1:
             raise MlplabError(f"{flag} must be ≥ 1, got {value}")
     dataset = args.dataset or (infer_dataset(args.data_dir) if args.data_dir else "digits")
+    reg, shift = args.reg, args.shift
+    if args.old_weight_decay is not None:
+        print("mlplab randomize: note: --weight-decay is now --reg (L2 on the weight matrices)", file=sys.stderr)
+        reg = args.old_weight_decay
+    if args.old_augment is not None:
+        print("mlplab randomize: note: --augment is now --shift (pixel shifts)", file=sys.stderr)
+        shift = args.old_augment
     quick = QUICK if args.quick else {}
     return Settings(
         dataset=dataset,
@@ -108,9 +123,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         batch_size=args.batch_size,
         max_steps=args.max_steps or quick.get("max_steps", Settings.max_steps),
         target_acc=args.target_acc,
-        weight_decay=args.weight_decay,
+        reg=reg,
         dropout=args.dropout,
-        augment=args.augment,
+        shift=shift,
         seed=args.seed,
     ).check()
 
@@ -130,6 +145,10 @@ def parse_levels(text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlplab.experiments.figures import RANDOMIZATION_FIGURES
+    from mlplab.experiments.randomize import randomize
+    from mlplab.experiments.store import finished_conditions
+
     settings = settings_from(args)
     names = [n.strip() for text in args.conditions for n in text.split(",") if n.strip()]
     conditions = condition_names(names, parse_levels(args.corruption))
@@ -153,12 +172,3 @@ def run(args: argparse.Namespace) -> int:
         f"in {time.perf_counter() - start:.0f} s"
     )
     return 0
-
-
-def finished_conditions(out: Path, conditions: list[str]) -> int:
-    """How many of `conditions` an earlier invocation finished in `out` (randomize refuses other settings itself)."""
-    try:
-        done = json.loads((out / "results.json").read_text())
-    except (OSError, ValueError):
-        return 0
-    return sum(c in done for c in conditions) if isinstance(done, dict) else 0

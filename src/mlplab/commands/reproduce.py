@@ -12,7 +12,6 @@ from mlplab.commands.common import (
     condition_line,
     executor_from,
     finished_line,
-    finished_run_dirs,
     reused_line,
 )
 from mlplab.files import claim_output
@@ -33,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlplab.experiments.randomize_report import randomization_extra
     from mlplab.experiments.reproduce import dataset_settings, reproduce
+    from mlplab.experiments.store import finished_run_dirs
 
     config = configs.resolve(args.config, args.overrides, dataset=args.dataset, data_dir=args.data_dir)
     chosen = set(configs.read_yaml(args.config) if args.config else {}) | set(configs.parse_overrides(args.overrides))

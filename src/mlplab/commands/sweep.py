@@ -10,7 +10,6 @@ from mlplab.commands.common import (
     add_executor_arguments,
     executor_from,
     finished_line,
-    finished_run_dirs,
     reused_line,
 )
 from mlplab.files import claim_output
@@ -27,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlplab.experiments.store import finished_run_dirs
     from mlplab.experiments.sweep import run_name, run_sweep, value_configs
 
     key, configs = value_configs(

@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from mlplab.choices import DATASETS
 from mlplab.data.readers import read_csv, read_idx, write_idx
 from mlplab.data.sources import locate
 from mlplab.errors import DataError
+from mlplab.limits import check_array_fits
 
 __all__ = ["DATASETS", "Dataset", "Split", "load", "read_csv", "read_idx", "write_idx"]
 
-DATASETS = ("digits", "mnist", "fashion-mnist")
 TRAIN_FRACTION = 0.8
 DIGITS_SPLIT_SEED = 0
 
@@ -112,6 +113,8 @@ def load(name: str = "digits", data_dir: str | Path | None = None) -> Dataset:
         )
     if not len(test_y):
         raise DataError(f"{files.get('test_images', files.get('test_csv'))}: no test images")
+    pixels = train_x.size + test_x.size  # training reads float32 (or float64) copies of every split
+    check_array_fits(f"{first}: {pixels:,} pixels as the float copies training reads", pixels * 8)
     source = str(Path(next(iter(files.values()))).parent)
     return Dataset(
         name=name,
@@ -134,6 +137,9 @@ def _idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndar
     if len(images) != len(labels):
         raise DataError(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
     _check_labels(labels, labels_path)
+    if 0 in images.shape[1:]:
+        pixels = "×".join(str(d) for d in images.shape[1:])
+        raise DataError(f"{images_path}: images of {pixels} pixels; each image needs at least one pixel")
     flat = images.reshape(len(images), math.prod(images.shape[1:]))
     shape = images.shape[1:] if images.ndim == 3 else (1, flat.shape[1])
     return flat, labels.astype(np.int64), (int(shape[0]), int(shape[1]))

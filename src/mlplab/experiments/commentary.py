@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any
 
-from mlplab.experiments.conditions import Results, label_runs
+from mlplab.experiments.conditions import Results, label_conditions
 from mlplab.experiments.store import summarize
 from mlplab.report import difference, percent, points
 
@@ -204,7 +204,7 @@ def randomization_commentary(results: Results, num_classes: int = 10) -> list[st
                 f"({true['steps_to_fit']:,}): memorizing noise is slower, not impossible."
             )
         lines.append(line)
-    by_level = label_runs(results)
+    by_level = label_conditions(results)
     if len(by_level) >= 2:
         low, high = by_level[0], by_level[-1]
         worst_train = max(1 - r["train_acc"] for r in by_level)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlplab.corruptions import corrupt_labels, gaussian_images, random_pixels, shuffle_pixels
-from mlplab.data import Dataset
 from mlplab.errors import MlplabError
+
+if TYPE_CHECKING:
+    from mlplab.data import Dataset
 
 LABEL_CONDITIONS = ("true-labels", "random-labels")
 IMAGE_CONDITIONS = ("shuffled-pixels", "random-pixels", "gaussian")
@@ -17,7 +18,6 @@ CONDITIONS = ("true-labels", "random-labels", "partial", "shuffled-pixels", "ran
 """What --conditions accepts; "partial" stands for one `partial-p` run per corruption level p."""
 DEFAULT_CORRUPTION = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 PARTIAL = "partial-"
-IMAGE_CORRUPTIONS = {"shuffled-pixels": shuffle_pixels, "random-pixels": random_pixels, "gaussian": gaussian_images}
 
 
 def corruption_level(condition: str) -> float | None:
@@ -36,12 +36,19 @@ def corruption_level(condition: str) -> float | None:
 
 def apply_condition(dataset: Dataset, condition: str, seed: int) -> Dataset:
     """The dataset as seen under `condition` (a name from `condition_names`)."""
-    if condition in IMAGE_CORRUPTIONS:
-        return IMAGE_CORRUPTIONS[condition](dataset, seed)
+    from mlplab import corruptions  # numpy: applying a condition needs it, naming one (the command line) does not
+
+    image_corruptions = {
+        "shuffled-pixels": corruptions.shuffle_pixels,
+        "random-pixels": corruptions.random_pixels,
+        "gaussian": corruptions.gaussian_images,
+    }
+    if condition in image_corruptions:
+        return image_corruptions[condition](dataset, seed)
     level = corruption_level(condition)
     if level is None:
         raise MlplabError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
-    return dataset if level == 0.0 else corrupt_labels(dataset, level, seed)
+    return dataset if level == 0.0 else corruptions.corrupt_labels(dataset, level, seed)
 
 
 def condition_names(
@@ -80,6 +87,6 @@ Results = Mapping[str, Mapping[str, Any]]
 """results.json of a randomization run: one entry per condition."""
 
 
-def label_runs(results: Results) -> list[Mapping[str, Any]]:
+def label_conditions(results: Results) -> list[Mapping[str, Any]]:
     """The label conditions' entries, in order of their corruption level."""
     return sorted((r for r in results.values() if r["corruption"] is not None), key=lambda r: r["corruption"])

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from mlplab import data as datasets
 from mlplab.data import Dataset
+from mlplab.diagnostics import Diagnostics
 from mlplab.errors import MlplabError
 from mlplab.experiments.store import RunOutcome, RunStore
 from mlplab.files import quoted_text
@@ -49,11 +50,20 @@ def cached_dataset(config: dict[str, Any]) -> Dataset:
         return _datasets[key]
 
 
-def train_in_worker(config: dict[str, Any], title: str = "", on_epoch: EpochCallback | None = None) -> RunOutcome:
-    """Train one resolved config with the BLAS thread limit; return metrics, parameters and the curves figure."""
+def train_in_worker(
+    config: dict[str, Any], title: str = "", on_epoch: EpochCallback | None = None, checkpoint: str | None = None
+) -> RunOutcome:
+    """Train one resolved config with the BLAS thread limit; return metrics, parameters and the curves figure.
+
+    With `checkpoint` (a file path) the run saves its state there after every epoch and resumes from it; the parent
+    removes it once the run's files are saved.
+    """
+    diagnostics = Diagnostics() if config.get("diagnostics") else None
     with threadpool_limits(limits=BLAS_THREADS):
         dataset = cached_dataset(config)
-        metrics, model = train_run(config, dataset=dataset, on_epoch=on_epoch)
+        metrics, model = train_run(
+            config, dataset=dataset, on_epoch=on_epoch, checkpoint=checkpoint, diagnostics=diagnostics
+        )
     return RunOutcome(
         metrics,
         type(model).__name__,
@@ -61,6 +71,7 @@ def train_in_worker(config: dict[str, Any], title: str = "", on_epoch: EpochCall
         model.state(),  # parameters and buffers (BatchNorm's running statistics)
         dataset.pixel_max,
         curves_png(metrics, title),
+        None if diagnostics is None else diagnostics.to_dict(),
     )
 
 
@@ -73,6 +84,8 @@ class Executor(ABC):
     """Submit tasks, then wait for whichever finishes first."""
 
     slots: int = 1
+    shares_files: bool = True
+    """Whether tasks see this process's files (so a run can keep its checkpoint in its run directory)."""
 
     @abstractmethod
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Any:
@@ -211,7 +224,12 @@ CONNECT_TIMEOUT = 15.0  # seconds to reach a Dask scheduler and hear back from i
 
 
 class DaskExecutor(Executor):
-    """Tasks on an existing Dask cluster (`dask scheduler` + `dask worker`); mlplab must be installed there."""
+    """Tasks on an existing Dask cluster (`dask scheduler` + `dask worker`); mlplab must be installed there.
+
+    Its workers may be other machines, which do not see the output directory: their runs keep no checkpoint.
+    """
+
+    shares_files = False
 
     def __init__(self, address: str, timeout: float | None = None) -> None:
         from distributed import Client
@@ -309,8 +327,13 @@ class Runner:
             self.finished[name] = stored
             self.reused.add(name)
             return name
-        self.running[self.executor.submit(train_in_worker, config, title)] = name
+        checkpoint = self.checkpoint_path(name, config)
+        self.running[self.executor.submit(train_in_worker, config, title, None, checkpoint)] = name
         return name
+
+    def checkpoint_path(self, name: str, config: dict[str, Any]) -> str | None:
+        """Where run `name` keeps its checkpoint, when the executor's tasks see this process's files."""
+        return str(self.store.checkpoint(name, config).path) if self.executor.shares_files else None
 
     def result(self, name: str) -> dict[str, Any]:
         """Run `name`'s metrics, saving every other run that finishes meanwhile."""
@@ -350,7 +373,8 @@ def run_dir_name(text: str) -> str:
     """A run name usable as a directory name on any system; a long one is cut and ends in a hash of the whole."""
     safe = "".join(c if c.isascii() and (c.isalnum() or c in "=.,+-_") else "_" for c in text) or "_"
     if len(safe) > MAX_RUN_NAME:
-        safe = f"{safe[: MAX_RUN_NAME - 13]}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+        digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()  # argv's non-UTF-8 bytes too
+        safe = f"{safe[: MAX_RUN_NAME - 13]}-{digest[:12]}"
     return safe
 
 

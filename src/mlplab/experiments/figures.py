@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-from mlplab.experiments.conditions import PARTIAL, Results, label_runs, pretty
+from mlplab.experiments.conditions import PARTIAL, Results, label_conditions, pretty
 from mlplab.plots import save_figure
 
 STYLES = ("-", "--", "-.", ":")
@@ -120,7 +120,7 @@ def _plot_loss(ax: Axes, results: Results, num_classes: int) -> None:
 
 
 def _plot_steps_to_fit(ax: Axes, results: Results, num_classes: int) -> None:
-    runs = label_runs(results)
+    runs = label_conditions(results)
     fit = [r for r in runs if r["steps_to_fit"] is not None]
     unfit = [r for r in runs if r["steps_to_fit"] is None]
     ax.plot(
@@ -154,7 +154,7 @@ def _plot_steps_to_fit(ax: Axes, results: Results, num_classes: int) -> None:
 
 
 def _plot_test_error(ax: Axes, results: Results, num_classes: int) -> None:
-    runs = label_runs(results)
+    runs = label_conditions(results)
     levels = [r["corruption"] for r in runs]
     ax.plot(levels, [1 - r["test_acc"] for r in runs], "o-", color="tab:red", label="test error (true test labels)")
     ax.plot(

@@ -7,10 +7,11 @@ The conditions are in `conditions`, the corruptions they apply in `mlplab.corrup
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,119 +19,29 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from mlplab import config as configs
+from mlplab.checkpoint import Checkpoint
 from mlplab.data import Dataset
-from mlplab.errors import ConfigError, MlplabError
+from mlplab.errors import MlplabError
 from mlplab.experiments.conditions import apply_condition, corruption_level, transform_seed
-from mlplab.experiments.executors import BLAS_THREADS, Executor, SerialExecutor, cached_dataset, make_executor
+from mlplab.experiments.executors import (
+    BLAS_THREADS,
+    Executor,
+    SerialExecutor,
+    cached_dataset,
+    make_executor,
+    run_dir_name,
+)
 from mlplab.experiments.figures import plot_randomization
-from mlplab.files import write_json
+from mlplab.experiments.randomize_settings import QUICK, RENAMED, Settings
+from mlplab.files import remove_stale_temporaries, write_json
+from mlplab.provenance import provenance
 from mlplab.run import make_model, make_optimizer, make_transform
 from mlplab.training import fit_until_memorized, interactive
 
-OPTIMIZERS = ("adam", "sgd")
-MODELS = ("mlp", "cnn")
-CNN_CHANNELS = (16, 32)
-"""The CNN of `--model cnn`: two 5×5 conv blocks (zero-padded to keep the size) of these widths, each max-pooled
-2×2, then the hidden layer."""
-DEFAULT_LR = {"adam": 0.002, "sgd": 0.05}
-SGD_MOMENTUM = 0.9
-MAX_STEPS = 60_000
 LOSS_WINDOW = 10
 """results.json keeps the training loss as the mean over each run of this many steps."""
-QUICK: dict[str, int] = {"subset": 5000, "max_steps": 4000}
-"""What --quick changes: a subset of the training images and a step budget that fits them all in minutes."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The data, network, optimizer and stopping rule shared by every condition (no regularization by default)."""
-
-    dataset: str = "digits"
-    data_dir: str | None = None
-    subset: int | None = None
-    model: str = "mlp"
-    conv_channels: tuple[int, ...] = CNN_CHANNELS
-    hidden: int = 1024
-    optimizer: str = "adam"
-    lr: float | None = None
-    batch_size: int = 128
-    max_steps: int = MAX_STEPS
-    target_acc: float = 0.99
-    weight_decay: float = 0.0
-    dropout: float = 0.0
-    augment: int = 0
-    seed: int = 0
-    dtype: str = "float32"
-
-    @property
-    def network(self) -> str:
-        """The network in words, for titles and the command's first line."""
-        if self.model == "cnn":
-            convs = "-".join(map(str, self.conv_channels))
-            return f"CNN conv {convs} (5×5 same, max-pool 2), dense {self.hidden} ReLU"
-        return f"one-hidden-layer MLP, {self.hidden} ReLU"
-
-    @property
-    def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
-
-    def _config_keys(self) -> dict[str, tuple[str, Any]]:
-        """Each setting that is a training-config key: its flag → (config key, value)."""
-        return {
-            "dataset": ("dataset", self.dataset),
-            "data-dir": ("data_dir", self.data_dir),
-            "hidden": ("hidden_sizes", [self.hidden]),
-            "conv-channels": ("conv_channels", list(self.conv_channels)),
-            "lr": ("learning_rate", self.learning_rate),
-            "batch-size": ("batch_size", self.batch_size),
-            "weight-decay": ("reg", self.weight_decay),
-            "dropout": ("dropout", self.dropout),
-            "augment": ("augment", self.augment),
-            "seed": ("seed", self.seed),
-            "dtype": ("dtype", self.dtype),
-        }
-
-    def check(self) -> Settings:
-        """Raise MlplabError naming the first invalid value (by its command-line flag); return self.
-
-        The settings a training config also has are checked by the config's own rules.
-        """
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
-        if self.model not in MODELS:
-            raise ConfigError(f"--model must be one of {', '.join(MODELS)}")
-        for flag, (key, value) in self._config_keys().items():
-            try:
-                configs.check({key: value})
-            except ConfigError as exc:
-                raise ConfigError(f"--{flag}: {exc}") from None
-        rules = [
-            (self.subset is None or self.subset >= 1, "--subset must be ≥ 1"),
-            (self.max_steps >= 1, "--max-steps must be ≥ 1"),
-            (0 < self.target_acc <= 1, "--target-acc must lie in (0, 1]"),
-        ]
-        for ok, message in rules:
-            if not ok:
-                raise ConfigError(message)
-        return self
-
-    def config(self) -> dict[str, Any]:
-        """The training config of every condition: a one-hidden-layer ReLU MLP (or that layer behind the CNN's
-        conv blocks) with He init, Adam, or SGD with momentum 0.9, and the weight decay as their L2 term on the
-        weight matrices."""
-        keys = dict(self._config_keys().values())
-        momentum = SGD_MOMENTUM if self.optimizer == "sgd" else 0.0
-        cnn: dict[str, Any] = {"type": "CNN", "kernel_size": 5, "conv_padding": "same", "pool": 2}
-        network = cnn if self.model == "cnn" else {}
-        return configs.resolve(
-            **{"type": "MLP", **network},
-            activation="relu",
-            init="he",
-            optimizer=self.optimizer,
-            momentum=momentum,
-            **keys,
-        )
+CHECKPOINTS = "checkpoints"
+"""The directory in `out` where unfinished conditions keep their checkpoints (one file each, removed when done)."""
 
 
 def load_dataset(settings: Settings) -> Dataset:
@@ -157,11 +68,18 @@ def loss_curve(step_loss: list[float], window: int) -> dict[str, list]:
     return {"steps": ends, "train_loss": [float(np.mean(step_loss[i:j])) for i, j in zip(starts, ends, strict=True)]}
 
 
-def run_condition(condition: str, settings: Settings) -> dict[str, Any]:
+def condition_checkpoint(condition: str, settings: Settings, directory: str | Path) -> Checkpoint:
+    """Where a condition's training keeps its checkpoint: one file per condition in `directory`."""
+    identity = {"condition": condition, "settings": asdict(settings)}
+    return Checkpoint(Path(directory) / f"{run_dir_name(condition)}.npz", identity)
+
+
+def run_condition(condition: str, settings: Settings, checkpoints: str | Path | None = None) -> dict[str, Any]:
     """Transform the data, train a fresh network until it fits or the budget ends; the entry of results.json.
 
     One BLAS thread, wherever it runs: OpenBLAS sums in another order with more threads, so the numbers would
-    depend on the worker count. Every condition starts from the same initialization.
+    depend on the worker count. Every condition starts from the same initialization. With `checkpoints` (a
+    directory), the training saves its state there after every pass and resumes from it.
     """
     config = settings.config()
     with threadpool_limits(limits=BLAS_THREADS):
@@ -177,7 +95,9 @@ def run_condition(condition: str, settings: Settings) -> dict[str, Any]:
             target_acc=settings.target_acc,
             seed=settings.seed,
             transform=make_transform(config, seen, model.dtype.name),
+            checkpoint=condition_checkpoint(condition, settings, checkpoints) if checkpoints is not None else None,
         )
+        produced_by = provenance()
     summary = asdict(run)
     checks = {"steps": summary.pop("check_steps"), "train_loss": summary.pop("check_loss")}
     checks["train_acc"] = summary.pop("check_acc")
@@ -189,6 +109,7 @@ def run_condition(condition: str, settings: Settings) -> dict[str, Any]:
         **summary,
         "loss_curve": loss_curve(summary.pop("step_loss"), LOSS_WINDOW),
         "fit_checks": checks,
+        "provenance": produced_by,
     }
 
 
@@ -197,14 +118,17 @@ def run_conditions(
     settings: Settings,
     executor: Executor | None = None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    checkpoints: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Every condition's result keyed by name, in the given order, run on `executor` (default: this process).
+    """Every condition's result keyed by name, in the given order, run on `executor` (default: this process);
+    with `checkpoints`, each keeps a checkpoint in that directory (when the executor's tasks see it).
 
     Conditions are independent and seeded, so the numbers do not depend on where or in which order they run.
     """
     order = list(conditions)
     executor = executor or SerialExecutor()
-    running = {executor.submit(run_condition, condition, settings): condition for condition in order}
+    where = str(checkpoints) if checkpoints is not None and executor.shares_files else None
+    running = {executor.submit(run_condition, condition, settings, where): condition for condition in order}
     results: dict[str, dict[str, Any]] = {}
     while running:
         for handle in executor.wait_any(list(running)):
@@ -253,15 +177,21 @@ def randomize(
         },
     )
 
+    checkpoints = out / CHECKPOINTS
+    remove_stale_temporaries(checkpoints)  # a checkpoint write a kill interrupted
+
     def finished(result: dict[str, Any]) -> None:
         done[result["condition"]] = result
         write_json(out / "results.json", {c: done[c] for c in [*order, *done] if c in done})
+        condition_checkpoint(result["condition"], settings, checkpoints).remove()
         if on_result is not None:
             on_result(result)
 
     for condition in order:
-        if condition in done and on_result is not None:
-            on_result(done[condition])
+        if condition in done:
+            condition_checkpoint(condition, settings, checkpoints).remove()  # killed before it was removed
+            if on_result is not None:
+                on_result(done[condition])
     show = interactive() if progress is None else progress
     bar = tqdm(total=len(order), initial=sum(c in done for c in order), desc="conditions", disable=not show)
 
@@ -271,9 +201,11 @@ def randomize(
         bar.update()
 
     try:
-        run_conditions([c for c in order if c not in done], settings, executor, tick)
+        run_conditions([c for c in order if c not in done], settings, executor, tick, checkpoints)
     finally:
         bar.close()
+    with contextlib.suppress(OSError):
+        checkpoints.rmdir()  # empty once every condition is done
     results = {c: done[c] for c in order}
     subtitle = f"{dataset.name}, {len(dataset.train):,} training images"
     plot_randomization(results, out, subtitle, dataset.num_classes, settings.network)
@@ -292,6 +224,7 @@ def _resume(out: Path, settings: Settings) -> dict[str, dict[str, Any]]:
         raise MlplabError(f"{out}: unreadable earlier run ({exc}); use another --out or delete it") from None
     if not isinstance(done, dict) or not all(isinstance(r, dict) and "condition" in r for r in done.values()):
         raise MlplabError(f"{results}: not a randomization run's results; use another --out or delete it")
+    before = {RENAMED.get(k, k): v for k, v in before.items()} if isinstance(before, dict) else before
     if before != json.loads(json.dumps(asdict(settings))):
         raise MlplabError(f"{out} holds a randomization run with other settings; use another --out or delete it")
     return done

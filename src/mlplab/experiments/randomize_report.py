@@ -71,11 +71,12 @@ def report_section(results: Results, out: Path, settings: Settings, dataset: Dat
 
 
 def regularization_text(settings: Settings) -> str:
-    """The explicit regularization in words: "no weight decay, dropout or augmentation" by default."""
+    """The explicit regularization in words: "no weight decay, dropout or augmentation" by default (the paper's
+    weight decay is the L2 term `reg`)."""
     used = [
-        f"weight decay {settings.weight_decay:g}" if settings.weight_decay else "",
+        f"weight decay (L2) {settings.reg:g}" if settings.reg else "",
         f"dropout {settings.dropout:g}" if settings.dropout else "",
-        f"shifts of up to {settings.augment} pixels" if settings.augment else "",
+        f"shifts of up to {settings.shift} pixels" if settings.shift else "",
     ]
     used = [u for u in used if u]
     return ", ".join(used) if used else "no weight decay, dropout or augmentation"

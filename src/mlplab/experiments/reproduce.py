@@ -22,6 +22,7 @@ from mlplab.experiments.figures import accuracy_overlay
 from mlplab.experiments.store import RunStore, summarize
 from mlplab.experiments.sweep import SweepResult, accuracy_table, sweep_section
 from mlplab.files import write_json
+from mlplab.provenance import provenance
 from mlplab.report import Figure, Section, Table, difference, percent, points, write_html, write_markdown
 
 # The writeup's defaults are the assignment's, made for MNIST's 48,000 training images. The 1,077 8×8 digits give
@@ -96,6 +97,7 @@ def reproduce(
         "dataset_settings": adapted or {},
         **ctx.results,
         "seconds": seconds,
+        "provenance": provenance(),
     }
     write_json(out / "results.json", ctx.results)
     title = f"Reproducing the course experiments on {base['dataset']}"
@@ -117,7 +119,7 @@ def preamble_text(ctx: Context, seconds: float, adapted: dict[str, Any]) -> str:
     return (
         f"{b['type']} on {data['name']} ({data['train']:,} training / {data['val']:,} validation / "
         f"{data['test']:,} test images). Defaults: learning rate {label(b['learning_rate'])}, reg {label(b['reg'])}, "
-        f"batch {b['batch_size']}, {b['epochs']} epochs, hidden size {b['hidden_size']}, momentum "
+        f"batch {b['batch_size']}, {b['epochs']} epochs, hidden sizes {b['hidden_sizes']}, momentum "
         f"{label(b['momentum'])}, seed {b['seed']}{why}. Every accuracy is that of the best-by-validation epoch's "
         f"model (the one tested); training accuracy is the running mean over that epoch. Choices are made on "
         f"validation accuracy only. {runs_text(ctx, seconds)}"

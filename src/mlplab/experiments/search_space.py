@@ -3,6 +3,7 @@ config's own rules, and the samplers that can search them. Optuna is only needed
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +38,16 @@ class Param:
     def suggest(self, trial: optuna.Trial) -> Any:
         """The trial's value for this key."""
         if self.choices is not None:
-            return trial.suggest_categorical(self.key, list(self.choices))
+            return decoded({self.key: trial.suggest_categorical(self.key, self.grid())})[self.key]
         assert self.low is not None and self.high is not None
         if self.integer:
             return trial.suggest_int(self.key, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
         return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
 
     def grid(self) -> list[Any]:
-        """Every value the grid sampler should try."""
+        """Every value the grid sampler should try, as the study stores it (a list as its JSON text)."""
         if self.choices is not None:
-            return list(self.choices)
+            return [json.dumps(c) if isinstance(c, list) else c for c in self.choices]
         if self.step is None:
             raise ConfigError(f"grid sampling needs choices or a step for {self.key!r}")
         assert self.low is not None and self.high is not None
@@ -55,17 +56,39 @@ class Param:
         return [int(v) for v in values] if self.integer else [round(v, 12) for v in values]
 
 
+def decoded(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's params as config values: Optuna keeps only numbers and strings, so a list-valued key's choice
+    (hidden_sizes: [64, 32]) is stored as its JSON text."""
+    listed = {k for k, option in configs.OPTIONS.items() if option.kind is list}
+    return {k: json.loads(v) if k in listed and isinstance(v, str) else v for k, v in params.items()}
+
+
 def load_space(path: str | Path) -> dict[str, Param]:
-    """A search space YAML: `key: {choices: [...]}` or `key: {low: .., high: .., step: .., log: true}`."""
+    """A search space YAML: `key: {choices: [...]}` or `key: {low: .., high: .., step: .., log: true}`.
+
+    A key's old name is read as its new one: `hidden_size: {choices: [64, 128]}` as
+    `hidden_sizes: {choices: [[64], [128]]}`."""
     path = Path(path)
     raw = configs.load_yaml(path, "search space file")
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{path}: expected a mapping of config keys to {{choices: [...]}} or {{low:, high:}}")
     space = {}
     for name, spec in raw.items():
-        (key,) = configs.parse_overrides([f"{name}=0"])
+        key, _ = configs.canonical(str(name), None, str(path))
+        if key != name and isinstance(spec, dict | list):
+            spec = _renamed_choices(str(name), spec)
         space[key] = parse_param(f"{path}: {key}", key, spec)
     return space
+
+
+def _renamed_choices(old: str, spec: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
+    """An old key's choices as its new key's values (hidden_size's 64 is hidden_sizes' [64])."""
+    convert = lambda value: configs.canonical(old, value)[1]  # noqa: E731
+    if isinstance(spec, list):
+        return [convert(c) for c in spec]
+    if isinstance(spec.get("choices"), list):
+        return {**spec, "choices": [convert(c) for c in spec["choices"]]}
+    return spec
 
 
 def parse_param(where: str, key: str, spec: Any) -> Param:
@@ -89,6 +112,8 @@ def _choices(where: str, key: str, choices: Any) -> Param:
 
 
 def _range(where: str, key: str, spec: dict[str, Any]) -> Param:
+    if configs.OPTIONS[key].kind is list:
+        raise ConfigError(f"{where}: a list-valued key is searched over choices, e.g. {{choices: [[64], [128]]}}")
     low, high = _checked(where, key, spec["low"]), _checked(where, key, spec["high"])
     if not isinstance(low, int | float) or isinstance(low, bool) or low >= high:
         raise ConfigError(f"{where}: needs numbers with low < high, got low={quoted(low)} high={quoted(high)}")

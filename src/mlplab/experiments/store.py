@@ -1,5 +1,6 @@
 """Finished runs on disk: one directory per run, written by the parent as each result arrives, so a killed
-sweep restarted with the same output directory redoes no finished run."""
+sweep restarted with the same output directory redoes no finished run; an unfinished run's directory holds the
+checkpoint its worker saves after every epoch, so it continues from there."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from typing import Any
 import numpy as np
 
 from mlplab import files
-from mlplab.config import applicable, defaults
+from mlplab.checkpoint import CHECKPOINT_NAME, Checkpoint
+from mlplab.config import applicable, defaults, upgrade
 from mlplab.errors import MlplabError
 from mlplab.models import build_model
-from mlplab.run import RUN_FILES, run_files
+from mlplab.run import RUN_FILES, run_checkpoint, run_dir_files
 
 METRICS = "metrics.json"
 
@@ -29,6 +31,7 @@ class RunOutcome:
     state: dict[str, np.ndarray] = field(default_factory=dict)
     pixel_max: float = 1.0
     curves_png: bytes = b""  # drawn by the worker, so plotting runs in parallel too
+    diagnostics: dict[str, Any] | None = None  # diagnostics.json's content, when the run was measured
 
 
 def comparable(config: dict[str, Any]) -> Any:
@@ -45,6 +48,12 @@ class RunStore:
     def path(self, name: str) -> Path:
         return self.root / name
 
+    def checkpoint(self, name: str, config: dict[str, Any]) -> Checkpoint:
+        """Where run `name`'s worker saves its checkpoint; one of another config there is refused."""
+        checkpoint = run_checkpoint(config, self.path(name) / CHECKPOINT_NAME)
+        checkpoint.check()
+        return checkpoint
+
     def load(self, name: str, config: dict[str, Any]) -> dict[str, Any] | None:
         """The finished run's metrics, or None when it has not finished; refuses a run made with another config."""
         path = self.path(name) / METRICS
@@ -56,10 +65,12 @@ class RunStore:
             raise MlplabError(f"{path}: unreadable ({exc}); delete that run directory to redo it") from None
         if not isinstance(metrics, dict) or not isinstance(metrics.get("train_loss"), list):
             raise MlplabError(f"{path}: not a run's metrics; delete that run directory to redo it")
-        # A key added to mlplab after the run was made is absent from its config: it ran at that key's default.
-        stored = {**defaults(), **(metrics.get("config") or {})}
+        # A key added to mlplab after the run was made is absent from its config: it ran at that key's default;
+        # a key renamed since is read under its new name.
+        stored = {**defaults(), **upgrade(metrics.get("config") or {})}
         if comparable(applicable(stored)) != comparable(applicable(config)):
             raise MlplabError(f"{path.parent} holds a run made with a different config; use another --out or delete it")
+        (path.parent / CHECKPOINT_NAME).unlink(missing_ok=True)  # killed between publishing and removing it
         return metrics
 
     def save(self, name: str, outcome: RunOutcome, title: str = "") -> dict[str, Any]:
@@ -71,8 +82,9 @@ class RunStore:
         if outcome.state:
             model = build_model(outcome.model_type, **outcome.hyper)
             model.load_state(outcome.state)
-        written = run_files(metrics, model, outcome.pixel_max, outcome.curves_png, title)
+        written = run_dir_files(metrics, model, outcome.pixel_max, outcome.curves_png, title, outcome.diagnostics)
         files.publish(run_dir, written, marker=METRICS, owned=RUN_FILES)
+        (run_dir / CHECKPOINT_NAME).unlink(missing_ok=True)  # the run is complete: nothing left to resume
         return json.loads(written[METRICS])  # type: ignore[arg-type]  # bytes: json_bytes made it
 
 
@@ -88,3 +100,20 @@ def summarize(metrics: dict[str, Any]) -> dict[str, Any]:
         "status": metrics.get("status", "ok"),
         "curves": {k: metrics[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")},
     }
+
+
+def finished_run_dirs(runs: Path, names: list[str] | None = None) -> int:
+    """How many run directories under `runs` (all, or those named) hold a finished run's metrics.json."""
+    if names is None:
+        return len(list(runs.glob(f"*/{METRICS}")))
+    return sum((runs / name / METRICS).exists() for name in names)
+
+
+def finished_conditions(out: Path, conditions: list[str]) -> int:
+    """How many of `conditions` an earlier randomization finished in `out` (randomize refuses other settings
+    itself)."""
+    try:
+        done = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    return sum(c in done for c in conditions) if isinstance(done, dict) else 0

@@ -40,12 +40,12 @@ def value_configs(
     """The canonical key and one resolved config per value (labelled as typed); rejects repeats."""
     if not values:
         raise ConfigError("give at least one value to sweep")
-    (canonical,) = configs.parse_overrides([f"{key}=0"])
+    canonical, _ = configs.canonical(key.strip().rsplit(".", 1)[-1], None, "sweep")
     if canonical in explicit and explicit[canonical] is not None:
         raise ConfigError(f"cannot sweep {canonical!r} and also set it with --{canonical.replace('_', '-')}")
     out: dict[str, dict[str, Any]] = {}
     for text in values:
-        config = configs.resolve(config_path, [*overrides, f"{canonical}={text}"], **explicit)
+        config = configs.resolve(config_path, [*overrides, f"{key}={text}"], **explicit)  # an old key's value converted
         twin = next((label for label, other in out.items() if comparable(other) == comparable(config)), None)
         if twin is not None:
             raise ConfigError(f"sweep values {twin!r} and {text!r} give the same {canonical}; drop one")

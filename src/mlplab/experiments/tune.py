@@ -25,13 +25,16 @@ from matplotlib.ticker import MaxNLocator, PercentFormatter
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+from mlplab import config as configs
+from mlplab.checkpoint import CHECKPOINT_NAME
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.experiments.executors import Executor, cached_dataset, check_dataset_reachable, train_in_worker
-from mlplab.experiments.search_space import SAMPLERS, Param
+from mlplab.experiments.search_space import SAMPLERS, Param, decoded
 from mlplab.experiments.store import RunOutcome, RunStore, summarize
 from mlplab.experiments.study_storage import driver_url, storage_lock, wait_for_others
-from mlplab.files import quoted_text, write_json, write_text
+from mlplab.files import make_dir, quoted_text, write_json, write_text
 from mlplab.plots import save_figure
+from mlplab.provenance import provenance
 from mlplab.report import Table, percent
 from mlplab.run import curves_png, metrics_dict
 from mlplab.training import History
@@ -110,8 +113,10 @@ def trial_task(
     pruner: optuna.pruners.BasePruner,
     completed: list[tuple[float, dict[int, float]]],
     title: str = "",
+    checkpoint: str | None = None,
 ) -> RunOutcome:
-    """Train one trial; after each epoch ask the pruner, on a copy of the completed trials, whether to stop."""
+    """Train one trial; after each epoch ask the pruner, on a copy of the completed trials, whether to stop.
+    With `checkpoint`, the trial's run saves its state there after every epoch and resumes from it."""
     storage = optuna.storages.InMemoryStorage()
     level = optuna.logging.get_verbosity()  # a worker process has Optuna's default level: INFO for every new study
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -134,7 +139,7 @@ def trial_task(
             raise optuna.TrialPruned
 
     try:
-        return train_in_worker(config, title, on_epoch)
+        return train_in_worker(config, title, on_epoch, checkpoint)
     except optuna.TrialPruned:
         history = seen[0]
         history.status = "pruned"
@@ -189,7 +194,8 @@ def recover_interrupted(study: optuna.Study, base: dict[str, Any], store: RunSto
     ]
     requeued = []
     for t in stale:
-        metrics = store.load(trial_dir(t.number), {**base, **t.params}) if t.params else None
+        params = configs.upgrade(decoded(t.params))  # a study begun before a key was renamed says the old name
+        metrics = store.load(trial_dir(t.number), {**base, **params}) if t.params else None
         if metrics is not None:
             finish(study, t.number, metrics)
             continue
@@ -287,7 +293,9 @@ def run_study(
             next_number = trial.number + 1
             config = {**base, **suggest_all(study, trial, space)}
             title = f"trial {trial.number}: {_params_text(trial.params)}"
-            in_flight[executor.submit(trial_task, config, pruner, pruning_snapshot(study), title)] = (trial, config)
+            checkpoint = trial_checkpoint(store, trial, config) if executor.shares_files else None
+            task = executor.submit(trial_task, config, pruner, pruning_snapshot(study), title, checkpoint)
+            in_flight[task] = (trial, config)
         if not in_flight:
             break
         for handle in executor.wait_any(list(in_flight)):
@@ -307,6 +315,19 @@ def run_study(
     result = TuneResult(study, out, storage)
     write_outputs(result, space)
     return result
+
+
+def trial_checkpoint(store: RunStore, trial: optuna.Trial, config: dict[str, Any]) -> str:
+    """Where the trial's run keeps its checkpoint; a retry of a killed trial takes over the killed one's, so it
+    continues from that trial's last finished epoch."""
+    path = store.checkpoint(trial_dir(trial.number), config).path
+    retry_of = trial.user_attrs.get("retry_of")
+    earlier = store.path(trial_dir(retry_of)) / CHECKPOINT_NAME if isinstance(retry_of, int) else None
+    if earlier is not None and earlier.exists() and not path.exists():
+        make_dir(path.parent)
+        os.replace(earlier, path)
+        store.checkpoint(trial_dir(trial.number), config)  # a checkpoint of other params is refused here too
+    return str(path)
 
 
 def suggest_all(study: optuna.Study, trial: optuna.Trial, space: dict[str, Param]) -> dict[str, Any]:
@@ -396,13 +417,13 @@ def write_outputs(result: TuneResult, space: dict[str, Param]) -> None:
     if best is not None:
         summary["best"] = {
             "trial": best.number,
-            "params": best.params,
+            "params": decoded(best.params),
             "val_acc": best.value,
             "test_acc": run_info(best).get("test_acc"),
             "train_acc": run_info(best).get("train_acc"),
             "run_dir": str(result.out / "trials" / f"trial-{best.number:04d}"),
         }
-    write_json(result.out / "best.json", summary)
+    write_json(result.out / "best.json", {**summary, "provenance": provenance()})
     write_text(result.out / "top_trials.md", top_table(result, space).markdown() + "\n")
     plot_history(result.study, result.out / "history.png")
 

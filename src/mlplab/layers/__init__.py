@@ -20,6 +20,12 @@ Adding a layer kind is one file in this package, its forward beside its backward
   gradient of the input). It never modifies dy.
 * `backward_sgd(dy, need_dx, lr, l2)` is optional: the base class runs backward and then plain SGD; a layer may
   fold the update into its products instead (Dense does), for `Network.sgd_step`.
+* `onnx_nodes(graph, x, position)` adds the layer's evaluation-mode forward as ONNX nodes through `graph` (a
+  `base.OnnxGraph`: initializers, nodes, NCHW images or rows) and returns the output tensor's name; `mlplab.export`
+  chains them into a model's graph. Layers never import onnx.
+* `absorbs_input_affine(size)` / `fold_input_affine(scale, shift)` are optional: a first layer that can take
+  x·scale + shift into its params (Dense, through its bias) lets a model trained on standardized inputs take raw
+  ones (`Network.fold_input_affine`).
 
 Global names: the k-th layer that has params exposes them as local name + k (W1, b1 for the first Dense, W2, b2
 for the second), which is what model files and optimizers see; buffers are named the same way (running_mean2).

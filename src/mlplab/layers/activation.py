@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlplab import kernels
+from mlplab import choices, kernels
 from mlplab.errors import MlplabError
-from mlplab.layers.base import Layer
+from mlplab.layers.base import Layer, OnnxGraph
 
 
 class Activation(Layer):
@@ -15,6 +15,9 @@ class Activation(Layer):
     Forward passes stay NumPy calls (its tanh is vectorized; a compiled loop calls the scalar libm one); the
     backward passes that NumPy needs several calls for are one compiled pass.
     """
+
+    onnx_op = ""
+    """The ONNX operator computing f."""
 
     def __init__(self, dtype: str | np.dtype = "float32") -> None:
         super().__init__(dtype)
@@ -41,9 +44,15 @@ class Activation(Layer):
         """out ← dy · f'(x), given y = f(x)."""
         raise NotImplementedError
 
+    def onnx_nodes(self, graph: OnnxGraph, x: str, position: int) -> str:
+        """The ONNX operator of the same name: Relu, Sigmoid, Tanh, Softsign."""
+        return graph.node(self.onnx_op, x)
+
 
 class ReLU(Activation):
     """max(x, 0); f' = 1 where y > 0, else 0 (the subgradient 0 at x = 0)."""
+
+    onnx_op = "Relu"
 
     def apply(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         np.maximum(x, 0, out=out)
@@ -56,6 +65,8 @@ class ReLU(Activation):
 
 class Sigmoid(Activation):
     """σ(x) = ½ + ½·tanh(x/2) (overflow-free); f' = σ − σ²."""
+
+    onnx_op = "Sigmoid"
 
     def apply(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         np.multiply(x, 0.5, out=out)
@@ -72,6 +83,8 @@ class Sigmoid(Activation):
 class Tanh(Activation):
     """tanh(x); f' = 1 − y²."""
 
+    onnx_op = "Tanh"
+
     def apply(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         np.tanh(x, out=out)
         return out
@@ -85,6 +98,8 @@ class Tanh(Activation):
 
 class Softsign(Activation):
     """x / (1 + |x|); f' = 1/(1 + |x|)² = (1 − |y|)²."""
+
+    onnx_op = "Softsign"
 
     def apply(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         np.abs(x, out=out)
@@ -100,7 +115,8 @@ class Softsign(Activation):
         return out
 
 
-ACTIVATIONS: dict[str, type[Activation]] = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "softsign": Softsign}
+ACTIVATIONS: dict[str, type[Activation]] = dict(zip(choices.ACTIVATIONS, (Sigmoid, Tanh, ReLU, Softsign), strict=True))
+"""The one activation registry: name (`choices.ACTIVATIONS`, in that order) → layer class."""
 
 
 def activation(name: str, dtype: str | np.dtype = "float32") -> Activation:

@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import numpy as np
 
+from mlplab.errors import MlplabError
+
 Shape = tuple[int, ...]
+
+
+class OnnxGraph(Protocol):
+    """What a layer writes its ONNX nodes with (`mlplab.export` builds one). Tensors between layers are rows
+    (N, features) or NCHW images, ONNX's layout for Conv and MaxPool; mlplab's own images are NHWC."""
+
+    def constant(self, name: str, value: np.ndarray | float) -> str:
+        """A float32 initializer called `name` (a parameter's or buffer's global name: W1, running_var2)."""
+        ...
+
+    def int_constant(self, value: list[int]) -> str:
+        """A fresh int64 initializer (a shape, slice bounds)."""
+        ...
+
+    def node(self, op: str, *inputs: str, **attributes: Any) -> str:
+        """One `op` node reading `inputs`; returns its output, laid out as its first input."""
+        ...
+
+    def images(self, x: str, shape: Shape) -> str:
+        """x as NCHW images of one-sample shape (H, W, C): reshaped and transposed when x holds rows."""
+        ...
+
+    def rows(self, x: str) -> str:
+        """x as rows (N, features) in mlplab's (h, w, c) order: NCHW images transposed back and flattened."""
+        ...
+
 
 MAX_SCRATCH = 64
 """Scratch arrays a layer keeps before dropping them all (batch sizes seen in one run are few)."""
@@ -59,6 +89,21 @@ class Layer:
                 param *= 1.0 - lr * l2
             param -= lr * self.grads[name]
         return dx
+
+    def onnx_nodes(self, graph: OnnxGraph, x: str, position: int) -> str:
+        """Add the ONNX nodes of this layer's evaluation-mode forward reading tensor `x`; return the output tensor.
+
+        `position` is the number of the layer's global names (W{position}): its initializers are named so.
+        """
+        raise MlplabError(f"no ONNX export for a {type(self).__name__} layer")
+
+    def absorbs_input_affine(self, size: int) -> bool:
+        """Whether `fold_input_affine` can fold a map of `size` input features into this layer's params."""
+        return False
+
+    def fold_input_affine(self, scale: np.ndarray, shift: np.ndarray) -> None:
+        """Make the layer take x where it took x·scale + shift (per input feature), by rewriting its params."""
+        raise MlplabError(f"a {type(self).__name__} layer cannot absorb an affine map of its inputs")
 
     def scratch(self, key: str, shape: Shape) -> np.ndarray:
         """A work array of `shape`, kept between calls: a training step allocates nothing of size."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlplab.errors import MlplabError
-from mlplab.layers.base import Layer, Shape
+from mlplab.layers.base import Layer, OnnxGraph, Shape
 
 EPS = 1e-5
 MOMENTUM = 0.1
@@ -99,3 +99,16 @@ class BatchNorm(Layer):
         np.add(dx, (-k * sum_dy).astype(self.dtype), out=dx)
         out: np.ndarray = dx.reshape(dy.shape)
         return out
+
+    def onnx_nodes(self, graph: OnnxGraph, x: str, position: int) -> str:
+        """One inference BatchNormalization (the running statistics); channels are axis 1 of NCHW images and of
+        (N, F) rows alike."""
+        return graph.node(
+            "BatchNormalization",
+            x,
+            graph.constant(f"gamma{position}", self.gamma),
+            graph.constant(f"beta{position}", self.beta),
+            graph.constant(f"running_mean{position}", self.running_mean),
+            graph.constant(f"running_var{position}", self.running_var),
+            epsilon=self.eps,
+        )

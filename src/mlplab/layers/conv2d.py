@@ -9,7 +9,7 @@ import numpy as np
 from mlplab import convolution as conv
 from mlplab.blas import gemm
 from mlplab.errors import MlplabError
-from mlplab.layers.base import Layer, Shape
+from mlplab.layers.base import Layer, OnnxGraph, Shape
 
 
 class Conv2D(Layer):
@@ -83,3 +83,36 @@ class Conv2D(Layer):
         dcols = gemm(rows, self.W.T, out=self.scratch("dcols", self.cols.shape))
         dpadded = conv.col2im(dcols, g, self.scratch("dpadded", (n, g.padded_height, g.padded_width, g.channels)))
         return conv.pad_adjoint(dpadded, g, self.scratch("dx", (n, g.height, g.width, g.channels)))
+
+    def onnx_nodes(self, graph: OnnxGraph, x: str, position: int) -> str:
+        """One Conv on NCHW images, its kernel as ONNX's (filters, C, k, k); circular padding as wrapped slices
+        (opset 17's Pad has no wrap mode)."""
+        g = self.geometry
+        images = graph.images(x, (g.height, g.width, g.channels))
+        kernel = self.W.reshape(g.kernel, g.kernel, g.channels, -1).transpose(3, 2, 0, 1)
+        pads = [g.padding] * 4
+        if g.mode == "circular" and g.padding:
+            images, pads = _wrap(graph, images, g.padding, g.height, g.width), [0] * 4
+        bias = [] if self.b is None else [graph.constant(f"b{position}", self.b)]
+        return graph.node(
+            "Conv",
+            images,
+            graph.constant(f"W{position}", kernel),
+            *bias,
+            kernel_shape=[g.kernel, g.kernel],
+            strides=[g.stride, g.stride],
+            pads=pads,
+        )
+
+
+def _wrap(graph: OnnxGraph, x: str, pad: int, height: int, width: int) -> str:
+    """NCHW x padded by `pad` on every side with the image wrapped around: the last rows above, the first below,
+    then the same with columns."""
+
+    def cut(start: int, stop: int, axis: int) -> str:
+        bounds = graph.int_constant([start]), graph.int_constant([stop]), graph.int_constant([axis])
+        return graph.node("Slice", x, *bounds)
+
+    for axis, size in ((2, height), (3, width)):
+        x = graph.node("Concat", cut(size - pad, size, axis), x, cut(0, pad, axis), axis=axis)
+    return x

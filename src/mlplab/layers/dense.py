@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from mlplab.blas import gemm
+from mlplab.choices import INITS as INITS
 from mlplab.errors import MlplabError
-from mlplab.layers.base import Layer, Shape
-
-INITS = ("he", "xavier", "assignment")
+from mlplab.layers.base import Layer, OnnxGraph, Shape
 
 
 def initial_weight(rng: np.random.Generator, fan_in: int, fan_out: int, init: str) -> np.ndarray:
@@ -74,3 +73,22 @@ class Dense(Layer):
         if self.x is None:
             raise RuntimeError("Dense.backward before a training forward pass")
         return self.x
+
+    def onnx_nodes(self, graph: OnnxGraph, x: str, position: int) -> str:
+        """x·W + b as one Gemm (a MatMul without bias)."""
+        w = graph.constant(f"W{position}", self.W)
+        if self.b is None:
+            return graph.node("MatMul", x, w)
+        return graph.node("Gemm", x, w, graph.constant(f"b{position}", self.b))
+
+    def absorbs_input_affine(self, size: int) -> bool:
+        return self.b is not None and self.W.shape[0] == size
+
+    def fold_input_affine(self, scale: np.ndarray, shift: np.ndarray) -> None:
+        """(x·s + t)·W + b = x·(s·W) + (b + t·W), computed in float64 (the bias is what makes it possible)."""
+        if self.b is None or not self.absorbs_input_affine(len(scale)):
+            super().fold_input_affine(scale, shift)
+            return
+        weight = self.W.astype(np.float64)
+        self.b[...] = self.b + np.asarray(shift, np.float64) @ weight
+        self.W[...] = np.asarray(scale, np.float64)[:, None] * weight

@@ -6,7 +6,7 @@ import numpy as np
 
 from mlplab import kernels
 from mlplab.errors import MlplabError
-from mlplab.layers.base import Layer
+from mlplab.layers.base import Layer, OnnxGraph
 
 
 class Dropout(Layer):
@@ -38,3 +38,7 @@ class Dropout(Layer):
             return dy
         dx: np.ndarray = np.multiply(dy, self.mask, out=self.scratch("dx", dy.shape))
         return dx
+
+    def onnx_nodes(self, graph: OnnxGraph, x: str, position: int) -> str:
+        """Inverted dropout is the identity in evaluation: no node."""
+        return x

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from mlplab.layers.base import Layer, Shape
+from mlplab.layers.base import Layer, OnnxGraph, Shape
 
 
 class Flatten(Layer):
@@ -25,3 +25,7 @@ class Flatten(Layer):
 
     def backward(self, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         return dy.reshape(self.input_shape) if need_dx else None
+
+    def onnx_nodes(self, graph: OnnxGraph, x: str, position: int) -> str:
+        """NCHW images back to mlplab's (h, w, c) order, then flattened."""
+        return graph.rows(x)

@@ -6,7 +6,7 @@ import numpy as np
 
 from mlplab import convolution as conv
 from mlplab.errors import MlplabError
-from mlplab.layers.base import Layer, Shape
+from mlplab.layers.base import Layer, OnnxGraph, Shape
 
 
 class MaxPool2D(Layer):
@@ -51,3 +51,7 @@ class MaxPool2D(Layer):
         if self.argmax is None:
             raise RuntimeError("MaxPool2D.backward before a training forward pass")
         return conv.max_pool_backward(dy, self.argmax, self.window, self.scratch("dx", self.input_shape))
+
+    def onnx_nodes(self, graph: OnnxGraph, x: str, position: int) -> str:
+        """One MaxPool on the NCHW images a convolution left."""
+        return graph.node("MaxPool", x, kernel_shape=[self.window] * 2, strides=[self.window] * 2)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,6 +42,68 @@ class Gradients(Mapping[str, np.ndarray]):
         return len(self._arrays)
 
 
+NAME_OVERRIDES = {"ReLU": "relu"}
+_WORD_START = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
+def layer_kind_name(kind: str) -> str:
+    """A layer class name in lower snake case, Keras style: Dense → dense, BatchNorm → batch_norm, ReLU → relu."""
+    return NAME_OVERRIDES.get(kind) or _WORD_START.sub("_", kind).lower()
+
+
+def layer_names(layers: Sequence[object]) -> list[str]:
+    """Keras-style names, numbered from 1 per kind: dense_1, relu_1, dense_2, conv2d_1, batch_norm_1, …"""
+    counts: dict[str, int] = {}
+    names = []
+    for layer in layers:
+        base = layer_kind_name(type(layer).__name__)
+        counts[base] = counts.get(base, 0) + 1
+        names.append(f"{base}_{counts[base]}")
+    return names
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One layer of a network summary."""
+
+    name: str
+    kind: str
+    output_shape: Shape
+    params: int
+    param_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Layers, output shapes and parameter counts, as Keras' model.summary(); prints as a table."""
+
+    input_shape: Shape
+    rows: tuple[SummaryRow, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(row.params for row in self.rows)
+
+    def __str__(self) -> str:
+        def shape(s: Shape) -> str:
+            return "(N, " + ", ".join(map(str, s)) + ")"
+
+        lines = [("Layer (type)", "Output shape", "Params"), ("input", shape(self.input_shape), "")]
+        lines += [(f"{r.name} ({r.kind})", shape(r.output_shape), f"{r.params:,}") for r in self.rows]
+        widths = [max(len(line[i]) for line in lines) for i in range(3)]
+        rule = "─" * (sum(widths) + 4)
+        text = [rule]
+        for i, (a, b, c) in enumerate(lines):
+            text.append(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}")
+            if i == 0:
+                text.append(rule)
+        text += [rule, f"Total params: {self.total:,}"]
+        return "\n".join(text)
+
+    def __repr__(self) -> str:  # a notebook cell ending in model.summary() shows the table
+        return str(self)
+
+
 class Network:
     """layers[0] → … → layers[-1] → softmax cross-entropy; see the package docstring for the layer contract.
 
@@ -57,12 +121,17 @@ class Network:
         grads: dict[str, np.ndarray] = {}
         weights: list[str] = []
         self._owners: list[tuple[Layer, dict[str, str]]] = []  # per layer: local name → global name
+        self.positions: list[int] = []  # per layer: the number its global names carry (W{position})
         shape = tuple(input_shape)
+        self.input_shape: Shape = shape
+        self.layer_shapes: list[Shape] = []  # each layer's output shape, one sample
+        self._param_names: list[tuple[str, ...]] = []
         position = 0
         for layer in self.layers:
             if layer.dtype != self.dtype:
                 raise MlplabError(f"{type(layer).__name__} computes in {layer.dtype}, the network in {self.dtype}")
             shape = layer.output_shape(shape)
+            self.layer_shapes.append(tuple(shape))
             names = {}
             if layer.params:
                 position += 1
@@ -77,11 +146,28 @@ class Network:
                 if local in layer.weight_names:
                     weights.append(name)
             self._owners.append((layer, names))
+            self._param_names.append(tuple(names.values()))
+            self.positions.append(position)
         self.output_shape = shape
         self.weight_names = tuple(weights)
         self.grads = Gradients(grads)
         # Layers before the first one with params need no backward at all, and that one needs no dx.
         self._first_trained = next((i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Each layer's Keras-style name (dense_1, relu_1, …): the names of summaries and diagnostics."""
+        return layer_names(self.layers)
+
+    def summary(self) -> Summary:
+        """Layers, output shapes and parameter counts (as Keras' model.summary()); print it for the table."""
+        rows = (
+            SummaryRow(name, type(layer).__name__, shape, sum(int(p.size) for p in layer.params.values()), params)
+            for name, layer, shape, params in zip(
+                self.layer_names, self.layers, self.layer_shapes, self._param_names, strict=True
+            )
+        )
+        return Summary(self.input_shape, tuple(rows))
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """The logits of batch x (a buffer the next call reuses); `train` keeps what backward needs, drops units."""
@@ -122,6 +208,20 @@ class Network:
     def scores(self, x: np.ndarray) -> np.ndarray:
         """Class scores (pre-softmax) of a batch in evaluation mode, in a new array."""
         return self.forward(x, train=False).copy()
+
+    def folds_input_affine(self, size: int) -> bool:
+        """Whether the first layer can absorb a per-input affine map of `size` features (`fold_input_affine`)."""
+        return bool(self.layers) and self.layers[0].absorbs_input_affine(size)
+
+    def fold_input_affine(self, scale: np.ndarray, shift: np.ndarray) -> None:
+        """Make the network take x where it took x·scale + shift (per input feature, e.g. a standardization):
+        the first layer rewrites its params, so the same scores come from the untransformed input."""
+        if not self.folds_input_affine(len(scale)):
+            raise MlplabError(
+                f"{type(self).__name__} has no first layer W1 ({len(scale)} inputs) with a bias b1 "
+                "to fold an affine map of its input into"
+            )
+        self.layers[0].fold_input_affine(scale, shift)
 
     def regularization(self, reg: float) -> float:
         """reg/2·Σ‖W‖² over the weight matrices (never biases): the L2 part of the objective J."""

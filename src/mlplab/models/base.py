@@ -98,8 +98,32 @@ class Model(Network):
                     raise MlplabError(f"{path}: {kind} {name} has shape {stored[name].shape}, expected {p.shape}")
                 if stored[name].dtype.kind != "f":
                     raise MlplabError(f"{path}: {kind} {name} holds {stored[name].dtype} values, not floating point")
+                if not np.isfinite(stored[name]).all():
+                    bad = int(np.size(stored[name]) - np.isfinite(stored[name]).sum())
+                    raise MlplabError(f"{path}: {kind} {name} holds {bad} value(s) that are not finite (NaN or ±inf)")
+                if name.startswith("running_var") and (stored[name] < 0).any():
+                    raise MlplabError(f"{path}: buffer {name} holds a negative variance ({stored[name].min():g})")
                 p[...] = stored[name]
-        return model, header.get("meta", {})
+        try:
+            return model, checked_meta(header.get("meta", {}))
+        except MlplabError as exc:
+            raise MlplabError(f"{path}: {exc}") from None
+
+
+def checked_meta(meta: Any) -> dict[str, Any]:
+    """A model file's `meta`, refused unless each key evaluate, predict and export read holds a usable value."""
+    if not isinstance(meta, dict):
+        raise MlplabError(f"its meta is {quoted(meta, 60)}, not a mapping of names to values")
+    pixel_max = meta.get("pixel_max", 1.0)
+    if isinstance(pixel_max, bool) or not isinstance(pixel_max, int | float) or not 0 < pixel_max < math.inf:
+        raise MlplabError(f"its pixel scale pixel_max is {quoted(pixel_max, 60)}, not a number > 0")
+    for key in ("dataset", "data_dir"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise MlplabError(f"its {key} is {quoted(meta[key], 60)}, not a name")
+    epoch = meta.get("best_epoch")
+    if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
+        raise MlplabError(f"its best_epoch is {quoted(epoch, 60)}, not an epoch number")
+    return meta
 
 
 MAX_HEADER_BYTES = 1 << 20
@@ -144,11 +168,15 @@ def model_class(name: str) -> type[Model]:
 
 
 def build_model(name: str, **hyper: Any) -> Model:
-    """Construct a model by name with only the hyper-parameters its constructor takes."""
+    """Construct a model by name with only the hyper-parameters its constructor takes.
+
+    Its memory (parameters and the arrays of an evaluation batch, plus a training batch when `hyper` holds a
+    config's batch_size) is checked against this machine's before anything is allocated."""
     cls = model_class(name)
     accepted = inspect.signature(cls.__init__).parameters
     arguments = {k: v for k, v in hyper.items() if k in accepted}
-    check_model_fits(cls.__name__, arguments)
+    batch = hyper.get("batch_size")
+    check_model_fits(cls.__name__, arguments, batch if isinstance(batch, int) and not isinstance(batch, bool) else None)
     try:
         return cls(**arguments)
     except MemoryError:

@@ -6,14 +6,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mlplab.choices import CONV_PADDINGS
 from mlplab.convolution import ConvGeometry
 from mlplab.errors import MlplabError
 from mlplab.layers import BatchNorm, Conv2D, Flatten, Layer, MaxPool2D, activation
 from mlplab.models.base import Model
 from mlplab.models.mlp import dense_layers
-
-PADDINGS = ("valid", "same", "circular")
-"""valid: no padding; same: k//2 zeros on each side (the same size for odd k); circular: k//2 wrapped around."""
 
 
 class CNN(Model):
@@ -49,8 +47,8 @@ class CNN(Model):
     ):
         shape = _image_shape(input_size, image_shape)
         conv_channels, hidden_sizes = [int(c) for c in conv_channels], [int(h) for h in hidden_sizes]
-        if conv_padding not in PADDINGS:
-            raise MlplabError(f"unknown conv_padding {conv_padding!r}; choose one of {', '.join(PADDINGS)}")
+        if conv_padding not in CONV_PADDINGS:
+            raise MlplabError(f"unknown conv_padding {conv_padding!r}; choose one of {', '.join(CONV_PADDINGS)}")
         if not conv_channels or min(conv_channels) < 1 or any(h < 1 for h in hidden_sizes):
             raise MlplabError(f"conv_channels and hidden_sizes must be ≥ 1, got {conv_channels}, {hidden_sizes}")
         if kernel_size < 1 or pool < 1:

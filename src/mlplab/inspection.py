@@ -1,0 +1,356 @@
+"""`mlplab inspect`: one run directory as a report of what happened inside the network — learning curves, the
+network's summary, per-layer diagnostics over the epochs, first-layer weights as images.
+
+A run still training is shown as far as it got (diagnostics.json holds the curves so far); a run recorded before
+diagnostics existed is shown with what it has, and the report says what is missing. Every file is read whole
+(mlplab writes them atomically) and the report's files are published together, so nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
+
+from mlplab import diagnostic_plots as dplots
+from mlplab import files, plots
+from mlplab.diagnostics import FILE_NAME as DIAGNOSTICS_FILE
+from mlplab.diagnostics import SATURATION, Diagnostics
+from mlplab.errors import MlplabError
+from mlplab.models import Model
+from mlplab.report import Figure, Section, Table, percent, write_html, write_markdown
+
+REPORT_FILES = ("report.md", "report.html")
+FIGURES = tuple(
+    f"{name}.png" for name in ("curves", "activations", "fractions", "gradients", "updates", "similarity", "weights")
+)
+
+
+@dataclass
+class RunView:
+    """What a run directory holds, each file read whole; `missing` says what could not be shown and why."""
+
+    path: Path
+    metrics: dict[str, Any] | None = None
+    diagnostics: dict[str, Any] | None = None
+    model: Model | None = None
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.metrics is not None
+
+    @property
+    def curves(self) -> dict[str, Any]:
+        """train/val loss and accuracy per epoch: metrics.json's, or for a run in progress diagnostics.json's."""
+        if self.metrics is not None:
+            return self.metrics
+        records = [r for r in (self.diagnostics or {}).get("epochs", []) if r["epoch"] >= 1]
+        keys = ("train_loss", "train_acc", "val_loss", "val_acc")
+        return {key: [math.nan if r.get(key) is None else r[key] for r in records] for key in keys}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        source = self.metrics if self.metrics is not None else (self.diagnostics or {}).get("run") or {}
+        config = source.get("config")
+        return config if isinstance(config, dict) else {}
+
+    @property
+    def dataset(self) -> dict[str, Any]:
+        source = self.metrics if self.metrics is not None else (self.diagnostics or {}).get("run") or {}
+        dataset = source.get("dataset")
+        return dataset if isinstance(dataset, dict) else {}
+
+
+def read_run(path: str | Path) -> RunView:
+    """The run in `path`: metrics.json when finished, diagnostics.json when measured, model.npz when saved."""
+    path = Path(path)
+    if not path.exists():
+        raise MlplabError(f"{path}: no such run directory")
+    if not path.is_dir():
+        raise MlplabError(f"{path}: not a directory (give a run directory, the --out of mlplab train)")
+    view = RunView(path)
+    metrics_path = path / "metrics.json"
+    if metrics_path.is_file():
+        view.metrics = _read_metrics(metrics_path)
+    if (path / DIAGNOSTICS_FILE).is_file():
+        view.diagnostics = Diagnostics.load(path / DIAGNOSTICS_FILE)
+    if view.metrics is None and view.diagnostics is None:
+        raise MlplabError(
+            f"{path}: not a run directory (no metrics.json or {DIAGNOSTICS_FILE}; a run training with diagnostics "
+            "off shows nothing until it finishes)"
+        )
+    if view.diagnostics is None:
+        view.missing.append(
+            f"no {DIAGNOSTICS_FILE}: the run was recorded before diagnostics existed or with `diagnostics: false`, so "
+            "there are no per-layer statistics; train it again to see them"
+        )
+    if view.metrics is None:
+        done = sum(1 for r in view.diagnostics["epochs"] if r["epoch"] >= 1) if view.diagnostics else 0
+        view.missing.append(
+            f"no metrics.json yet: the run is still training (or was stopped) after {done} epoch(s); "
+            "shown as far as it got, without first-layer weights (model.npz is written when it finishes)"
+        )
+    elif (path / "model.npz").is_file():
+        view.model, _ = Model.load(path / "model.npz")
+    else:
+        view.missing.append("no model.npz (the run diverged before its first epoch ended): no first-layer weights")
+    return view
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    try:
+        metrics = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise MlplabError(f"{path}: unreadable ({files.quoted_text(str(exc), 120)})") from None
+    if not isinstance(metrics, dict) or not all(isinstance(metrics.get(k), list) for k in ("train_loss", "val_acc")):
+        raise MlplabError(f"{path}: not a run's metrics.json")
+    return metrics
+
+
+# --- the report ------------------------------------------------------------------------------------------------
+
+
+def inspect_run(run: str | Path | RunView, out: str | Path | None = None) -> Path:
+    """Write report.md, report.html and their figures for the run in `run` into `out` (default RUN/inspect), all
+    published together; returns `out`. The caller holds `out` (files.output_lock) when other writers may exist."""
+    view = run if isinstance(run, RunView) else read_run(run)
+    out = Path(out) if out is not None else view.path / "inspect"
+    if out.exists() and out.resolve() == view.path.resolve():
+        raise MlplabError(f"{out}: the report cannot go into the run directory itself (its curves.png is the run's)")
+    files.make_dir(out)
+    staging = Path(tempfile.mkdtemp(prefix=".inspect-", dir=out))
+    try:
+        title, preamble, sections = build_report(view, staging)
+        write_markdown(staging / "report.md", title, sections, preamble)
+        write_html(staging / "report.html", title, sections, preamble)
+        written = {p.name: p.read_bytes() for p in sorted(staging.iterdir())}
+        # An earlier report's figures that this one lacks go too (a finished run has weights, a running one not).
+        files.publish(out, written, marker="report.html", owned=[*REPORT_FILES, *FIGURES])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def build_report(view: RunView, figures_dir: Path) -> tuple[str, str, list[Section]]:
+    """The report's title, preamble and sections; figures are saved into `figures_dir`."""
+    config, dataset = view.config, view.dataset
+    model_type = config.get("type") or ((view.diagnostics or {}).get("model") or {}).get("type") or "model"
+    title = f"Inside {model_type} on {dataset.get('name', 'its data')}: {view.path.name}"
+    state = "finished" if view.finished else "still training (or stopped): the epochs so far"
+    preamble = f"Run directory `{view.path}`, {state}."
+
+    def figure(fig: MplFigure | None, name: str, caption: str) -> list[Figure]:
+        if fig is None:
+            return []
+        plots.save_figure(fig, figures_dir / name)
+        return [Figure(figures_dir / name, caption)]
+
+    sections = [overview_section(view)]
+    sections.append(network_section(view))
+    curves = view.curves
+    if curves["train_loss"]:
+        sections.append(
+            Section(
+                "Learning curves",
+                figures=figure(plots.curves_figure(curves, title), "curves.png", "Loss and accuracy per epoch."),
+            )
+        )
+    content = view.diagnostics
+    if content is not None and content["epochs"]:
+        sections += diagnostics_sections(content, figure)
+    sections.append(weights_section(view, figure))
+    return title, preamble, sections
+
+
+def overview_section(view: RunView) -> Section:
+    curves, metrics = view.curves, view.metrics or {}
+    config = view.config
+    rows = [
+        ["status", str(metrics.get("status", "training")) if view.finished else "training (or stopped)"],
+        ["epochs done", f"{len(curves['train_loss'])} of {config.get('epochs', '?')}"],
+        ["best val acc", percent(metrics.get("best_val_acc")) if view.finished else _last(curves["val_acc"])],
+        ["test acc (best-by-validation model)", percent(metrics.get("test_acc"))],
+    ]
+    keys = ("learning_rate", "optimizer", "batch_size", "reg", "init", "activation", "hidden_sizes", "hidden_size")
+    rows += [[key, str(config[key])] for key in keys if key in config]
+    return Section("Run", tables=[Table(["", "value"], rows)], commentary=[m[0].upper() + m[1:] for m in view.missing])
+
+
+def _last(values: list[float]) -> str:
+    finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
+    return percent(max(finite)) if finite else "—"
+
+
+def network_section(view: RunView) -> Section:
+    """Layers, output shapes and parameter counts (model.summary()), from the model or the diagnostics file."""
+    if view.model is not None:
+        summary = view.model.summary()
+        rows = [[r.name, r.kind, _shape(r.output_shape), f"{r.params:,}"] for r in summary.rows]
+        total = summary.total
+    elif view.diagnostics is not None and view.diagnostics["layers"]:
+        layers = view.diagnostics["layers"]
+        rows = [[x["name"], x["kind"], _shape(x["output_shape"]), f"{x.get('param_count', 0):,}"] for x in layers]
+        total = sum(int(x.get("param_count", 0)) for x in layers)
+    else:
+        return Section("Network", "No model.npz and no diagnostics: the layers are unknown.")
+    rows.append(["total", "", "", f"{total:,}"])
+    return Section(
+        "Network", "As `model.summary()` prints it.", [Table(["layer", "type", "output shape", "params"], rows)]
+    )
+
+
+def _shape(shape: Any) -> str:
+    return "(N, " + ", ".join(str(s) for s in shape) + ")"
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def _pct(value: Any) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def diagnostics_sections(content: dict[str, Any], figure: Any) -> list[Section]:
+    """Per-layer panels over the epochs and tables of the last measurement."""
+    last = content["epochs"][-1]
+    epoch = last["epoch"]
+    probe = content.get("probe") or {}
+    split = {"val": "validation", "train": "training"}.get(probe.get("split", "val"), "validation")
+    about = f"the first {probe.get('size', '?')} samples of the {split} split"
+    layer_rows = [
+        [
+            layer["name"],
+            _fmt(stats.get("mean")),
+            _fmt(stats.get("std")),
+            _pct(stats.get("saturated")),
+            _pct(stats.get("dead")),
+            _fmt(stats.get("grad_std")),
+        ]
+        for layer in dplots.shown_layers(content)
+        if (stats := last["layers"].get(layer["name"])) is not None
+    ]
+    activations = Section(
+        "Activations",
+        f"Measured on a fixed probe ({about}) at epoch 0, before any step, and after every epoch, with dropout off. "
+        f"Saturated: sigmoid {SATURATION['sigmoid']}; tanh {SATURATION['tanh']}; softsign {SATURATION['softsign']}. "
+        "Dead: a ReLU unit that is 0 for every probe sample. Below: the last measurement (epoch "
+        f"{epoch}).",
+        [Table(["layer", "mean", "std", "saturated", "dead", "std of ∂loss/∂output"], layer_rows)],
+        activation_commentary(content),
+        figure(dplots.activations_figure(content), "activations.png", "Distribution of each layer's outputs.")
+        + figure(dplots.fractions_figure(content), "fractions.png", "Saturated and dead fractions per epoch."),
+    )
+    param_rows = [
+        [
+            name,
+            _fmt(stats.get("norm")),
+            _fmt(stats.get("grad_norm")),
+            _fmt(stats.get("update_ratio")),
+            _fmt(stats.get("step_update_ratio")),
+        ]
+        for name, stats in last["params"].items()
+    ]
+    gradients = Section(
+        "Gradients and updates",
+        "Gradients are of the mean data loss on the probe (no L2 term). The update-to-data ratio ‖Δθ‖/‖θ‖ is taken "
+        "over the whole epoch and over its last optimizer step; about 1e-3 per step is the usual healthy rate.",
+        [Table(["param", "‖θ‖", "‖∂loss/∂θ‖", "update/data, epoch", "update/data, one step"], param_rows)],
+        update_commentary(last),
+        figure(dplots.gradients_figure(content), "gradients.png", "Gradient norms per epoch (log scale).")
+        + figure(dplots.updates_figure(content), "updates.png", "Update-to-data ratios, log scale, 1e-3 guide."),
+    )
+    sections = [activations, gradients]
+    similarity = dplots.similarity_figure(content)
+    if similarity is not None:
+        firsts = {r["epoch"]: r["similarity"] for r in content["epochs"]}
+        shown = dplots.chosen_epochs(sorted(firsts), 5)
+        rows = [[name, *(_fmt(firsts[e].get(name)) for e in shown)] for name in content["epochs"][0]["similarity"]]
+        sections.append(
+            Section(
+                "How alike the hidden units are",
+                "Mean pairwise cosine similarity of the units' incoming weights, per hidden layer: near 0 for a "
+                "random start; near 1 when every unit computes the same thing (a symmetric start stays symmetric).",
+                [Table(["layer", *(f"epoch {e}" for e in shown)], rows)],
+                figures=figure(similarity, "similarity.png", "Mean cosine similarity of hidden units per epoch."),
+            )
+        )
+    return sections
+
+
+def activation_commentary(content: dict[str, Any]) -> list[str]:
+    """Sentences on saturation, dead units and non-finite values at the last measurement."""
+    last = content["epochs"][-1]
+    lines = []
+    for name, stats in last["layers"].items():
+        if (stats.get("saturated") or 0) > 0.1:
+            lines.append(f"{name}: {_pct(stats['saturated'])} of outputs saturated: their gradients nearly vanish.")
+        if (stats.get("dead") or 0) > 0.1:
+            lines.append(
+                f"{name}: {_pct(stats['dead'])} of units dead (0 for every probe sample): they no longer learn."
+            )
+    if last.get("nonfinite"):
+        lines.append(
+            f"Non-finite values (NaN/inf, shown as —) at epoch {last['epoch']}: {', '.join(last['nonfinite'][:5])}."
+        )
+    return lines
+
+
+def update_commentary(last: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, stats in last["params"].items():
+        ratio = stats.get("step_update_ratio")
+        if name.startswith("W") and ratio is not None and not 1e-4 <= ratio <= 1e-2:
+            way = "too small: learning is slow" if ratio < 1e-4 else "large: steps may overshoot"
+            lines.append(f"{name}: one step changes it by {ratio:.1e} of its size, {way}.")
+    return lines
+
+
+def weights_section(view: RunView, figure: Any) -> Section:
+    """The first layer's weights as images: hidden units, class templates or filters."""
+    if view.model is None:
+        return Section(
+            "First-layer weights",
+            "Not available: " + ("no model.npz." if view.finished else "the run has not finished."),
+        )
+    first = next((layer for layer in view.model.layers if "W" in layer.params), None)
+    shape = _image_shape(view.model, first)
+    if first is None or shape is None:
+        return Section("First-layer weights", "The first layer's inputs are not images: nothing to draw.")
+    w = first.params["W"]
+    kind = type(view.model).__name__
+    if type(first).__name__ == "Conv2D":
+        what = f"the {w.shape[1]} filters of the first convolution ({shape[0]}×{shape[1]})"
+    elif w.shape[1] == view.dataset.get("num_classes") and kind == "SoftmaxRegression":
+        what = "each class's template (its column of W)"
+    else:
+        what = f"hidden units' incoming weights ({min(w.shape[1], dplots.MAX_TILES)} of {w.shape[1]})"
+    labels = [str(i) for i in range(w.shape[1])] if kind == "SoftmaxRegression" else []
+    fig = dplots.weights_figure(np.asarray(w, np.float64), shape, f"{kind}: {what}", labels)
+    return Section(
+        "First-layer weights",
+        f"From model.npz (the best-by-validation snapshot): {what}, red positive, blue negative.",
+        figures=figure(fig, "weights.png", f"First-layer weights: {what}."),
+    )
+
+
+def _image_shape(model: Model, first: Any) -> tuple[int, ...] | None:
+    """The (H, W[, C]) of one tile: a filter's kernel for a convolution, else the input image."""
+    if first is not None and type(first).__name__ == "Conv2D":
+        g = first.geometry
+        return (g.kernel, g.kernel, g.channels) if g.channels > 1 else (g.kernel, g.kernel)
+    image = model.hyper.get("image_shape")
+    if image:
+        return tuple(int(s) for s in image)
+    side = math.isqrt(int(model.input_shape[0])) if len(model.input_shape) == 1 else 0
+    return (side, side) if side and side * side == model.input_shape[0] else None
