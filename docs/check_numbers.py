@@ -80,6 +80,20 @@ def reproduce_digits_tuned(work: Path) -> list[str]:
     return [f"{tuning[0]['test_acc']:.2%} → {tuning[-1]['test_acc']:.2%}"]
 
 
+def predict_drawn_digit_digits(work: Path) -> list[str]:
+    train_digits(work)
+    status, printed = cli("predict", str(work / "digits" / "model.npz"), str(DOCS / "drawn_digit.jpg"))
+    assert status == 0, printed
+    return [printed.strip().split(": ", 1)[1]]
+
+
+def evaluate_digits(work: Path) -> list[str]:
+    train_digits(work)
+    status, printed = cli("evaluate", str(work / "digits" / "model.npz"))
+    assert status == 0, printed
+    return [line.strip() for line in printed.splitlines() if line.startswith(("val ", "test "))]
+
+
 def digits_split(work: Path) -> list[str]:
     from mlplab import data
 
@@ -107,6 +121,8 @@ CHECKS: dict[str, Callable[[Path], list[str]]] = {
         reproduce_digits_lr,
         reproduce_digits_tuned,
         digits_split,
+        predict_drawn_digit_digits,
+        evaluate_digits,
         theory_claims,
         gradcheck_two_layer,
     )

@@ -66,7 +66,7 @@ fig
 # J = CE + reg/2·(‖W1‖² + ‖W2‖²).
 
 # %%
-model = models.TwoLayerNet(input_size=ds.input_size, hidden_size=128, seed=1024)
+model = models.TwoLayerNet(input_size=ds.input_size, hidden_sizes=[128], seed=1024)
 for name, p in model.params.items():
     print(f"{name}: {p.shape}, std {p.std():.5f}")
 assert model.params["W1"].shape == (64, 128) and model.params["W2"].shape == (128, 10)
@@ -89,7 +89,7 @@ assert abs(hidden.mean() - 0.5) < 1e-3 and hidden.max() - hidden.min() < 0.01
 # gradients are too small to compare.
 
 # %%
-checked = move_to_random_point(models.TwoLayerNet(ds.input_size, hidden_size=16, seed=0, dtype="float64"), seed=0)
+checked = move_to_random_point(models.TwoLayerNet(ds.input_size, hidden_sizes=[16], seed=0, dtype="float64"), seed=0)
 xb, yb = ds.train.x[:16] / ds.pixel_max, ds.train.y[:16]
 results = check_gradients(checked, xb, yb, reg=0.01)
 for r in results:

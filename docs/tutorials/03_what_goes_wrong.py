@@ -41,7 +41,7 @@ ds = data.load("digits")
 # count. These names are the keys of every diagnostic below; `mlplab train` prints the same table when it starts.
 
 # %%
-model = models.TwoLayerNet(ds.input_size, hidden_size=128, seed=1024)
+model = models.TwoLayerNet(ds.input_size, hidden_sizes=[128], seed=1024)
 print(model.summary())
 assert model.layer_names == ["dense_1", "sigmoid_1", "dense_2"]
 assert sum(p.size for p in model.params.values()) == 9610
@@ -57,7 +57,7 @@ assert sum(p.size for p in model.params.values()) == 9610
 
 # %%
 stuck = Diagnostics()
-history = training.fit(models.TwoLayerNet(ds.input_size, 128, seed=1024), optim.SGD(lr=0.1, reg=0.001), ds,
+history = training.fit(models.TwoLayerNet(ds.input_size, [128], seed=1024), optim.SGD(lr=0.1, reg=0.001), ds,
                        epochs=6, batch_size=64, seed=1024, progress=False, diagnostics=stuck)
 for r in stuck.records:
     print(f"epoch {r['epoch']}: similarity {r['similarity']['dense_1']:.3f}, val acc {r['val_acc'] or 0:.3f}")
@@ -70,7 +70,7 @@ assert stuck.records[0]["similarity"]["dense_1"] < 0.01 and max(history.val_acc)
 
 # %%
 breaking = Diagnostics()
-training.fit(models.TwoLayerNet(ds.input_size, 128, seed=1024), optim.SGD(lr=0.2, reg=0.001, momentum=0.9), ds,
+training.fit(models.TwoLayerNet(ds.input_size, [128], seed=1024), optim.SGD(lr=0.2, reg=0.001, momentum=0.9), ds,
              epochs=6, batch_size=8, seed=1024, progress=False, diagnostics=breaking)
 similarity = [r["similarity"]["dense_1"] for r in breaking.records]
 accuracy = [r["val_acc"] for r in breaking.records[1:]]
