@@ -13,7 +13,7 @@
 #
 # Every mlplab model is a `Network` of small layers, each with its forward pass beside its backward pass. A new
 # kind of layer is one class on the engine's contract (the docstring of `mlplab.layers`, and
-# [The layer engine and its contract](../concepts/engine.md)). Here we write a **leaky ReLU**,
+# [The layer engine and its contract](../../concepts/engine/)). Here we write a **leaky ReLU**,
 # f(x) = x for x > 0 and αx otherwise, check its gradient against finite differences, put it in a model, check the
 # model's gradients, save and load it, and train it on the digits.
 

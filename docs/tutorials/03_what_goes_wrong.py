@@ -14,7 +14,7 @@
 # A loss curve says *that* training is stuck, not *why*. mlplab measures every layer on a fixed probe batch (the
 # first 512 validation images) before the first step and after every epoch: activation statistics, saturated and
 # dead units, gradient and parameter norms, update-to-data ratios, and how alike the hidden units are
-# ([Diagnostics](../guide/diagnostics.md)). Three things that go wrong on the digits, each seen in those numbers,
+# ([Diagnostics](../../guide/diagnostics/)). Three things that go wrong on the digits, each seen in those numbers,
 # then the same numbers as a report with `mlplab inspect`.
 
 # %%
@@ -123,7 +123,7 @@ print("lr 1:   ", [f"{d:.1%}" for d in hot])
 assert max(calm) < 0.1 and min(hot[1:]) > 0.2
 
 # %% [markdown]
-# ## The same as a report: `mlplab inspect`
+# ## The same numbers as a report, with mlplab inspect
 #
 # Every `mlplab train` run writes these records to `diagnostics.json` beside `metrics.json`. `mlplab inspect RUN`
 # turns them into one self-contained HTML report (and Markdown): learning curves, the summary, per-layer panels over

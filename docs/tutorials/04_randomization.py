@@ -15,7 +15,7 @@
 # generalizes on true labels also **memorizes** random labels, so its capacity alone cannot explain why it
 # generalizes. We repeat the experiment on the bundled digits: a one-hidden-layer MLP without regularization is
 # trained on each condition until it fits its training set (99% training accuracy) or a step budget runs out.
-# The MNIST version, and what the numbers mean: [The randomization tests](../concepts/randomization.md).
+# The MNIST version, and what the numbers mean: [The randomization tests](../../concepts/randomization/).
 
 # %%
 # %matplotlib inline

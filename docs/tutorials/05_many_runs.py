@@ -103,7 +103,7 @@ print("identical to the serial sweep:", list(on_cluster.runs))
 # `mlplab tune` stores every finished trial in an Optuna storage. Point several processes (on one machine or many)
 # at the same storage and study name and they share the trial budget: each asks for a trial only while the study
 # has budget left, and each trial is trained exactly once. Across machines the storage is PostgreSQL
-# ([tune](../guide/tune.md)); on one machine a SQLite file does. Here two `mlplab tune` processes start at the same
+# ([tune](../../guide/tune/)); on one machine a SQLite file does. Here two `mlplab tune` processes start at the same
 # moment on one SQLite study of 6 trials over the learning rate.
 
 # %%
