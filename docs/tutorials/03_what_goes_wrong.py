@@ -137,3 +137,8 @@ metrics, _ = mlplab.train({"type": "MLP", "hidden_sizes": [128], "learning_rate"
 assert main(["inspect", str(work / "run"), "--out", str(work / "report")]) == 0
 print(sorted(p.name for p in (work / "report").iterdir()))
 assert (work / "report" / "report.html").stat().st_size > 10_000
+
+# %%
+import shutil  # noqa: E402
+
+shutil.rmtree(work)  # the files were only for this tutorial; open work / "report" / "report.html" before this

@@ -109,3 +109,8 @@ randomization_figure(results)
 # %%
 again = randomize(["true-labels", "random-labels"], settings, out, executor=SerialExecutor(), progress=False)
 assert again["random-labels"]["steps"] == steps["random-labels"]
+
+# %%
+import shutil  # noqa: E402
+
+shutil.rmtree(out)  # the files were only for this tutorial
