@@ -34,7 +34,6 @@ from mlplab.gradcheck import check_gradients, move_to_random_point
 from mlplab.layers import Dense, Layer
 from mlplab.models.base import Model
 
-
 # %% [markdown]
 # ## The layer
 #
