@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 FILE_NAME = "diagnostics.json"
+LIVE_FILE_NAME = "diagnostics.live.json"
+"""Where a run training into a directory keeps its records until it publishes them as FILE_NAME."""
 PROBE_SIZE = 512
 """Probe samples of a network without convolutions: statistics settle to a few digits, the pass costs ~1% of an
 MNIST epoch."""

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure as MplFigure
 from mlplab import diagnostic_plots as dplots
 from mlplab import files, plots
 from mlplab.diagnostics import FILE_NAME as DIAGNOSTICS_FILE
-from mlplab.diagnostics import SATURATION, Diagnostics
+from mlplab.diagnostics import LIVE_FILE_NAME, SATURATION, Diagnostics
 from mlplab.errors import MlplabError
 from mlplab.models import Model, build_model
 from mlplab.report import Figure, Section, Table, percent, write_html, write_markdown
@@ -82,7 +82,10 @@ def read_run(path: str | Path) -> RunView:
     metrics_path = path / "metrics.json"
     if metrics_path.is_file():
         view.metrics = _read_metrics(metrics_path)
-    if (path / DIAGNOSTICS_FILE).is_file():
+    live = path / LIVE_FILE_NAME  # a run training now: newer than any finished run's files there
+    if view.metrics is None and live.is_file():
+        view.diagnostics = Diagnostics.load(live)
+    elif (path / DIAGNOSTICS_FILE).is_file():
         view.diagnostics = Diagnostics.load(path / DIAGNOSTICS_FILE)
     if view.metrics is None and view.diagnostics is None:
         raise MlplabError(

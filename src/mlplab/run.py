@@ -17,7 +17,7 @@ from mlplab.checkpoint import CHECKPOINT_NAME, Checkpoint, kill_point
 from mlplab.config import applicable
 from mlplab.data import Dataset
 from mlplab.diagnostics import FILE_NAME as DIAGNOSTICS_FILE
-from mlplab.diagnostics import Diagnostics
+from mlplab.diagnostics import LIVE_FILE_NAME, Diagnostics
 from mlplab.errors import ConfigError
 from mlplab.models import Model, build_model
 from mlplab.optim import Optimizer, build_optimizer
@@ -104,15 +104,13 @@ def train_run(
     dataset = dataset or load_data(config)
     model = make_model(config, dataset)
     if diagnostics is None and config.get("diagnostics"):
-        diagnostics = Diagnostics(path=None if out is None else Path(out) / DIAGNOSTICS_FILE)
+        # While training, the records go to their own live file: an earlier run's files in `out` stay whole until
+        # this run publishes its own (a rerun that fails loses nothing), and inspect reads the live one meanwhile.
+        diagnostics = Diagnostics(path=None if out is None else Path(out) / LIVE_FILE_NAME)
     if diagnostics is not None:
         diagnostics.run = {"config": applicable(config), "dataset": dataset.summary()}
         if diagnostics.path is not None:
             files.make_dir(diagnostics.path.parent)
-            # From the first measurement on, the directory holds this run's files only: an earlier run's go now
-            # (metrics.json, the marker of a finished run, first), so no reader mixes the two.
-            for name in ("metrics.json", *RUN_FILES):
-                (diagnostics.path.parent / name).unlink(missing_ok=True)
     start = time.perf_counter()
     optimizer = make_optimizer(config)
     if checkpoint is None and out is not None:
@@ -147,6 +145,7 @@ def train_run(
     if out is not None:
         write_run(Path(out), metrics, model, dataset, None if diagnostics is None else diagnostics.to_json())
         kill_point("published")
+        (Path(out) / LIVE_FILE_NAME).unlink(missing_ok=True)  # published as diagnostics.json with the run's files
         if saver is not None:
             saver.remove()
     return metrics, model

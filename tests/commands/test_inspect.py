@@ -74,12 +74,12 @@ def test_a_run_another_process_is_training_shows_the_epochs_so_far(tmp_path: Pat
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            path = out / "diagnostics.json"
+            path = out / "diagnostics.live.json"  # the records of a run still training
             if path.exists() and len(json.loads(path.read_bytes())["epochs"]) >= 3:
                 break
             time.sleep(0.1)
         else:
-            pytest.fail("no diagnostics.json with two epochs within a minute")
+            pytest.fail("no diagnostics.live.json with two epochs within a minute")
         result = subprocess.run(
             [sys.executable, "-m", "mlplab.cli", "inspect", str(out), "--out", str(tmp_path / "report")],
             env=env,

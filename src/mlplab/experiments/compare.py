@@ -15,7 +15,7 @@ from typing import Any
 
 from mlplab.config import applicable, defaults, upgrade
 from mlplab.diagnostics import FILE_NAME as DIAGNOSTICS
-from mlplab.diagnostics import Diagnostics
+from mlplab.diagnostics import LIVE_FILE_NAME, Diagnostics
 from mlplab.errors import MlplabError
 from mlplab.experiments.compare_figures import comparison_curves, diagnostics_overlay
 from mlplab.experiments.context import label as value_text
@@ -49,7 +49,7 @@ class Run:
 
 
 def is_run(path: Path) -> bool:
-    return (path / METRICS).is_file() or (path / DIAGNOSTICS).is_file()
+    return any((path / name).is_file() for name in (METRICS, DIAGNOSTICS, LIVE_FILE_NAME))
 
 
 def expand(paths: Sequence[str | Path]) -> list[Path]:
@@ -90,7 +90,9 @@ def read_json(path: Path) -> Any:
 
 def load_run(path: Path) -> Run:
     """The run in `path`: metrics.json when it finished, else the curves its diagnostics recorded so far."""
-    diagnostics = Diagnostics.load(path / DIAGNOSTICS) if (path / DIAGNOSTICS).is_file() else None
+    live = path / LIVE_FILE_NAME  # a run training now keeps its records there until it publishes them
+    source = live if live.is_file() and not (path / METRICS).is_file() else path / DIAGNOSTICS
+    diagnostics = Diagnostics.load(source) if source.is_file() else None
     if (path / METRICS).is_file():
         metrics = read_json(path / METRICS)
         if not isinstance(metrics, dict) or not all(isinstance(metrics.get(k), list) for k in CURVES):

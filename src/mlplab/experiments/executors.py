@@ -12,6 +12,7 @@ import hashlib
 import multiprocessing
 import os
 import select
+import signal
 import socket
 import sys
 import threading
@@ -168,6 +169,12 @@ def end_with_parent(parent: int) -> None:
     if handle is None and not _alive(parent):
         os._exit(1)
     threading.Thread(target=watch, name="mlplab-parent-watch", daemon=True).start()
+    signal.signal(signal.SIGTERM, _unwind)  # an aborting parent terminates its workers: let their writes clean up
+
+
+def _unwind(signum: int, frame: object) -> None:
+    """SIGTERM in a worker: unwind, so a file being written removes its temporary instead of leaving it behind."""
+    raise SystemExit(128 + signum)
 
 
 def _alive(pid: int) -> bool:
