@@ -7,6 +7,7 @@ and no global state is touched, so importing mlplab changes nothing in a noteboo
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,17 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     return files.write_bytes(path, figure_png(fig))
 
 
+def tight(fig: Figure) -> None:
+    """fig.tight_layout(), quietly: a title wider than the figure (a 255-character run name) cannot be laid out
+    tightly, and Matplotlib's warning about it would only repeat what the drawn figure shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Tight layout not applied", UserWarning)
+        fig.tight_layout()
+
+
 def figure_png(fig: Figure) -> bytes:
     """The figure, laid out tightly, as PNG bytes."""
-    fig.tight_layout()
+    tight(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()

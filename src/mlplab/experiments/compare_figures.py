@@ -10,6 +10,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from mlplab import plots
+
 GUIDE_RATIO = 1e-3  # a per-step update of about a thousandth of the weights: the usual healthy rate
 
 
@@ -42,7 +44,7 @@ def comparison_curves(series: Mapping[str, Mapping[str, Sequence[Any]]], title: 
     ax_acc.yaxis.set_major_formatter(PercentFormatter(decimals=None))
     ax_acc.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
+    plots.tight(fig)
     return fig
 
 
@@ -108,5 +110,5 @@ def diagnostics_overlay(runs: Mapping[str, Sequence[Record]]) -> Figure | None:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    fig.tight_layout()
+    plots.tight(fig)
     return fig

@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from mlplab import plots
 from mlplab.experiments.conditions import PARTIAL, Results, label_conditions, pretty
 from mlplab.plots import save_figure
 
@@ -47,7 +48,7 @@ def overlay_figure(series: Mapping[str, Sequence[float]], title: str) -> Figure:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
+    plots.tight(fig)
     return fig
 
 
@@ -92,7 +93,7 @@ def randomization_figure(
     for draw, ax in zip(PANELS, axes, strict=True):
         draw(ax, results, num_classes)
     fig.suptitle(f"Randomization tests (Zhang et al. 2017): {network}, {subtitle}".rstrip(", "))
-    fig.tight_layout()
+    plots.tight(fig)
     return fig
 
 
