@@ -8,6 +8,7 @@ any PNG/JPEG/BMP of any size and colour, dark ink on light paper or light on dar
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ def read_image(path: str | Path) -> np.ndarray:
                 width, height = opened.size
                 if width * height > MAX_IMAGE_PIXELS:
                     raise MlplabError(f"{path}: {too_many_pixels(width, height)}")
-                opened.draft(None, (WORKING_SIDE, WORKING_SIDE))  # JPEG decodes at 1/2 … 1/8 scale when it can
+                opened.draft(None, draft_box(width, height))  # JPEG decodes at 1/2 … 1/8 scale when it can
                 opened.load()
                 gray = grayscale(ImageOps.exif_transpose(opened))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -81,6 +82,13 @@ def read_image(path: str | Path) -> np.ndarray:
     if gray.size == 0:
         raise MlplabError(f"{path}: the image is empty")
     return gray
+
+
+def draft_box(width: int, height: int) -> tuple[int, int]:
+    """The size to ask a JPEG decoder for: the image's aspect with the longer side WORKING_SIDE. Pillow reduces
+    only while both sides stay at least the asked size, so asking for a square would keep a 6000×4000 photo whole."""
+    scale = WORKING_SIDE / max(width, height, 1)
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
 
 
 def too_many_pixels(width: int, height: int) -> str:
