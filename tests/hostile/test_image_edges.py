@@ -102,7 +102,7 @@ def test_a_large_phone_photo_is_predicted_in_bounded_memory(model: Path, tmp_pat
     # Decoded whole, the photo costs 72 MB as RGB and ~200 MB with its copies (seen: 402 MB against 198 MB for the
     # small copy); decoded at half scale, as predict asks the JPEG decoder to, ~80 MB.
     extra = result.peak_mb - baseline.peak_mb
-    assert 0 < baseline.peak_mb and extra < 140, f"peak RSS {result.peak_mb:.0f} MB, {extra:.0f} MB over a small image"
+    assert baseline.peak_mb > 0 and extra < 140, f"peak RSS {result.peak_mb:.0f} MB, {extra:.0f} MB over a small image"
     got, reference = probabilities(result.out)["photo.jpg"], predict_json(model, tmp_path / "small.png")["small.png"]
     assert np.argmax(got) == np.argmax(reference) and np.allclose(got, reference, atol=0.05)
 
