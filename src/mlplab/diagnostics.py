@@ -1,11 +1,12 @@
 """Seeing inside a network while it learns: statistics of every layer measured on a fixed probe batch beside the
 training loop (at epoch 0, before any step, and after every epoch), kept per epoch and written to diagnostics.json.
 
-The probe is a plain forward and backward pass on the first samples of the validation split, in training mode
-except that dropout drops nothing (so the probe is the same at every measurement and draws nothing from dropout's
-random stream) and BatchNorm normalizes by the probe's own statistics, as in a training step; BatchNorm's running
-statistics, the gradient buffers and the optimizer are left exactly as they were. Training's numbers are the same
-with and without diagnostics. The file format is documented in docs/guide/diagnostics.md.
+The probe is a plain forward and backward pass on the first samples of the validation split (in the randomization
+tests' loop, `fit_until_memorized`, of the training split as the condition sees it: what is being memorized), in
+training mode except that dropout drops nothing (so the probe is the same at every measurement and draws nothing from
+dropout's random stream) and BatchNorm normalizes by the probe's own statistics, as in a training step; BatchNorm's
+running statistics, the gradient buffers and the optimizer are left exactly as they were. Training's numbers are the
+same with and without diagnostics. The file format is documented in docs/guide/diagnostics.md.
 """
 
 from __future__ import annotations
@@ -99,9 +100,10 @@ Listener = Callable[[Snapshot], None]
 class Diagnostics:
     """Measures a model on a probe beside the training loop; keeps the records; writes diagnostics.json.
 
-    `probe` None: `fit` makes one from the validation split (`PROBE_SIZE` samples, `IMAGE_PROBE_SIZE` for
-    convolutional networks). `path`: where diagnostics.json is written after every measurement. `listeners` get
-    every `Snapshot` (TensorBoard writes them as histograms).
+    `probe` None: `fit` makes one from the validation split, `fit_until_memorized` from the training split
+    (`PROBE_SIZE` samples, `IMAGE_PROBE_SIZE` for convolutional networks; `training.start_diagnostics`). `path`:
+    where diagnostics.json is written after every measurement. `listeners` get every `Snapshot` (TensorBoard writes
+    them as histograms).
     """
 
     def __init__(
@@ -148,7 +150,7 @@ class Diagnostics:
         """Measure `model` on the probe now; `history` holds this epoch's curve values (train_loss, train_acc,
         val_loss, val_acc, lr; missing ones are null). Appends the record, writes the file, tells listeners."""
         if self.probe is None:
-            raise MlplabError("Diagnostics.measure: no probe (fit makes one from the validation split)")
+            raise MlplabError("Diagnostics.measure: no probe (fit makes one, see training.start_diagnostics)")
         if not self.layers:
             self.layers = describe(model)
         if self.model is None:

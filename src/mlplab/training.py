@@ -377,12 +377,21 @@ def start_diagnostics(
     lr: float,
     resumed: dict[str, Any] | None = None,
     epoch: int = 0,
+    *,
+    probe_split: str | None = None,
+    curves: Callable[[], dict[str, float]] | None = None,
 ) -> None:
-    """Give `diagnostics` its probe (the validation split's first samples) and measure epoch 0, before any step;
-    or, for a run resumed after `epoch`, take the records its checkpoint kept (`resumed`) and go on from there."""
+    """Give `diagnostics` its probe and measure epoch 0, before any step; or, for a run resumed after `epoch`, take
+    the records its checkpoint kept (`resumed`) and go on from there. Both loops, `fit` and `fit_until_memorized`.
+
+    The probe is the first `PROBE_SIZE` samples (`IMAGE_PROBE_SIZE` for convolutional networks) of `probe_split`:
+    by default the validation split ("train" when it has fewer than 2 samples). `curves()` gives epoch 0's curve
+    values; by default the validation loss and accuracy.
+    """
     if diagnostics.needs_probe():
         size = IMAGE_PROBE_SIZE if any(len(shape) == 3 for shape in model.layer_shapes) else PROBE_SIZE
-        split, name = (dataset.val, "val") if len(dataset.val) >= 2 else (dataset.train, "train")
+        name = probe_split or ("val" if len(dataset.val) >= 2 else "train")
+        split = dataset.train if name == "train" else dataset.val
         diagnostics.probe = Probe.from_split(split, dataset.pixel_max, model.dtype, size, transform, name)
     if resumed is not None:
         diagnostics.restore(resumed)
@@ -390,8 +399,12 @@ def start_diagnostics(
         diagnostics.save()
         return
     with np.errstate(over="ignore", invalid="ignore"):
-        val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max, transform=transform)
-        diagnostics.measure(model, 0, {"val_loss": val_loss, "val_acc": val_acc, "lr": lr})
+        if curves is None:
+            val_loss, val_acc = evaluate(model, dataset.val, dataset.pixel_max, transform=transform)
+            values = {"val_loss": val_loss, "val_acc": val_acc}
+        else:
+            values = curves()
+        diagnostics.measure(model, 0, {**values, "lr": lr})
 
 
 @dataclass
@@ -426,13 +439,17 @@ def fit_until_memorized(
     transform: BatchTransform | None = None,
     on_epoch: Callable[[Memorization], None] | None = None,
     checkpoint: Checkpoint | None = None,
+    diagnostics: Diagnostics | None = None,
 ) -> Memorization:
     """Train until accuracy on the whole training split reaches `target_acc` (checked at step 0 and after every
     pass) or `max_steps` minibatch steps are spent, then test. Status "fit", "budget" or "diverged".
 
     The randomization tests' loop (Zhang et al. 2017): no validation, no snapshot, the model as it ends.
     `transform` augments training batches only, never the fit check. `checkpoint` is saved after every pass and,
-    when it holds an unfinished run, resumed from.
+    when it holds an unfinished run, resumed from. `diagnostics` measures the model on a probe of the training split
+    as this loop sees it (the thing being memorized) at epoch 0, before any step, and after every pass's fit check,
+    whose loss and accuracy its records carry; it changes none of the numbers, and a resumed run continues its
+    records from the checkpoint, as in `fit`.
     """
     if max_steps < 1:
         raise MlplabError(f"the step budget must be ≥ 1, got {max_steps}")
@@ -455,24 +472,50 @@ def fit_until_memorized(
             result.steps_to_fit, result.epochs_to_fit = result.steps, result.epochs
         return result.status == "fit"
 
+    def keep_if_last() -> None:
+        """θ before the budget's last step, which may end a pass early: its step update ratio (the pass's last
+        step otherwise comes from train_passes' before_last_step)."""
+        if diagnostics is not None and len(result.step_loss) == max_steps - 1:
+            diagnostics.keep_step_start(model)
+
     def logged(loss: float) -> bool:
         result.step_loss.append(loss)
+        keep_if_last()
         return len(result.step_loss) >= max_steps  # ends the epoch when the budget is spent
 
     def after_pass(epoch: int, stats: EpochStats) -> bool:
         result.steps, result.epochs = len(result.step_loss), epoch
         done = check() or result.steps >= max_steps
+        if diagnostics is not None:
+            curves = {"train_loss": result.check_loss[-1], "train_acc": result.check_acc[-1], "lr": optimizer.lr}
+            diagnostics.measure(model, epoch, curves)
+            if not done:
+                keep_if_last()  # the measurement forgot any copy: the next pass may start with the budget's last step
         if on_epoch is not None:
             on_epoch(result)
         if checkpoint is not None:
             result.seconds = time.perf_counter() - start
-            checkpoint.save(model, optimizer, streams.named(), Snapshot(epoch, done, asdict(result)))
+            extra = {"diagnostics": diagnostics.to_dict()} if diagnostics is not None else None
+            checkpoint.save(model, optimizer, streams.named(), Snapshot(epoch, done, asdict(result), None, extra))
         return done
 
     with np.errstate(over="ignore", invalid="ignore"):
-        if saved is not None and saved.done:
-            pass  # killed after its last pass: only the test is left
-        elif saved is not None or not check():
+        done = saved.done if saved is not None else check()  # a run killed after its last pass: only the test left
+        if diagnostics is not None:
+            resumed = None if saved is None else (saved.extra or {}).get("diagnostics")
+            start_diagnostics(
+                diagnostics,
+                model,
+                dataset,
+                transform,
+                optimizer.lr,
+                resumed,
+                0 if saved is None else saved.epoch,
+                probe_split="train",
+                curves=lambda: {"train_loss": result.check_loss[0], "train_acc": result.check_acc[0]},
+            )
+            keep_if_last()
+        if not done:
             diverged = train_passes(
                 model,
                 optimizer,
@@ -484,6 +527,7 @@ def fit_until_memorized(
                 on_step=logged,
                 streams=streams,
                 first_epoch=saved.epoch + 1 if saved is not None else 1,
+                before_last_step=None if diagnostics is None else partial(diagnostics.keep_step_start, model),
             )
             if diverged:
                 result.status, result.steps = "diverged", len(result.step_loss)
