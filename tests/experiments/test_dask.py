@@ -77,3 +77,22 @@ def test_optuna_trials_run_on_the_cluster(scheduler: str, tmp_path: Path) -> Non
         metrics = json.loads((tmp_path / "trials" / f"trial-{t.number:04d}" / "metrics.json").read_text())
         assert metrics["config"]["learning_rate"] == t.params["learning_rate"]
         assert val_curve(t) == {i + 1: v for i, v in enumerate(metrics["val_acc"])}
+
+
+def test_randomize_conditions_on_the_cluster_write_their_diagnostics_through_the_parent(
+    scheduler: str, tmp_path: Path
+) -> None:
+    from mlplab.experiments import randomize as rz
+
+    settings = rz.Settings(subset=200, hidden=32, max_steps=20, seed=1)
+    names = ["true-labels", "random-labels"]
+    with DaskExecutor(scheduler) as executor:
+        on_cluster = rz.randomize(names, settings, tmp_path / "dask", executor, progress=False)
+    serial = rz.randomize(names, settings, tmp_path / "serial", SerialExecutor(), progress=False)
+    for results in (on_cluster, serial):
+        for entry in results.values():
+            entry.pop("seconds"), entry.pop("provenance")
+    assert on_cluster == serial
+    for name in names:  # the workers share no files: the parent wrote what they sent back
+        for file in ("diagnostics.json", "model.npz"):
+            assert (tmp_path / "dask" / name / file).read_bytes() == (tmp_path / "serial" / name / file).read_bytes()

@@ -295,7 +295,8 @@ def test_settings_stored_under_the_old_field_names_resume(tmp_path: Path) -> Non
 
 def test_a_condition_killed_mid_training_continues_from_its_last_pass(tmp_path: Path) -> None:
     """SIGKILL while the first condition writes its pass-3 checkpoint: the rerun continues it from pass 2 and
-    results.json ends as an uninterrupted run's (but for the seconds)."""
+    results.json ends as an uninterrupted run's (but for the seconds), each condition's diagnostics.json and model.npz
+    byte for byte."""
     args = ["randomize", "--conditions", "random-labels", "gaussian", "--subset", "200", "--hidden", "64"]
     args += ["--dropout", "0.2", "--augment", "1", "--max-steps", "60", "--batch-size", "32", "--workers", "1"]
     assert main([*args, "--out", str(tmp_path / "ref")]) == 0
@@ -305,6 +306,9 @@ def test_a_condition_killed_mid_training_continues_from_its_last_pass(tmp_path: 
     killed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL
     assert not (out / "results.json").exists() and (out / rz.CHECKPOINTS / "random-labels.npz").exists()
+    assert not (out / "random-labels" / "diagnostics.json").exists()
+    live = json.loads((out / "random-labels" / "diagnostics.live.json").read_text())
+    assert [r["epoch"] for r in live["epochs"]] == [0, 1, 2, 3]  # pass 3 measured, its checkpoint never renamed
     env.pop(KILL_ENV)
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
@@ -314,6 +318,12 @@ def test_a_condition_killed_mid_training_continues_from_its_last_pass(tmp_path: 
             entry.pop("seconds"), entry.pop("provenance", None)
     assert resumed == ref and ref["random-labels"]["epochs"] > 3
     assert not (out / rz.CHECKPOINTS).exists()
+    for name in ("random-labels", "gaussian"):
+        for file in ("diagnostics.json", "model.npz"):
+            assert (out / name / file).read_bytes() == (tmp_path / "ref" / name / file).read_bytes(), (name, file)
+        records = json.loads((out / name / "diagnostics.json").read_text())["epochs"]
+        assert [r["train_acc"] for r in records] == ref[name]["fit_checks"]["train_acc"]
+    assert not (out / "random-labels" / "diagnostics.live.json").exists()
 
 
 # --- the command ----------------------------------------------------------------------------------------------
