@@ -67,6 +67,25 @@ def chosen_epochs(epochs: Sequence[int], most: int = 6) -> list[int]:
     return [epochs[i] for i in picks]
 
 
+def fit_checks_figure(content: dict[str, Any], title: str) -> Figure:
+    """A randomize condition's curves: loss and accuracy of the fit checks on the whole (corrupted) training split,
+    at step 0 (pass 0) and after every pass, as its diagnostics records carry them."""
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for ax, key, label, scale in ((ax_loss, "train_loss", "Loss", 1), (ax_acc, "train_acc", "Accuracy", 100)):
+        xs, ys = _series(content, key)
+        ax.plot(xs, [scale * y for y in ys], "o-", label="whole training split")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("pass (epoch)")
+        ax.set_ylabel(label.lower())
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_acc.yaxis.set_major_formatter(PercentFormatter(decimals=None))
+    fig.suptitle(title)
+    return fig
+
+
 def activations_figure(content: dict[str, Any]) -> Figure:
     """One panel per layer: the distribution of its outputs on the probe, one line per chosen epoch."""
     layers = shown_layers(content)

@@ -2,7 +2,9 @@
 network's summary, per-layer diagnostics over the epochs, first-layer weights as images.
 
 A run still training is shown as far as it got (diagnostics.json holds the curves so far); a run recorded before
-diagnostics existed is shown with what it has, and the report says what is missing. Every file is read whole
+diagnostics existed is shown with what it has, and the report says what is missing. A condition of `mlplab randomize`
+(OUT/<condition>: diagnostics.json and model.npz, no metrics.json) is shown with its fit checks per pass instead of
+learning curves; its results are in OUT/results.json. Every file is read whole
 (mlplab writes them atomically) and the report's files are published together, so nothing is half-written.
 """
 
@@ -29,6 +31,8 @@ from mlplab.models import Model, build_model
 from mlplab.report import Figure, Section, Table, percent, write_html, write_markdown
 
 REPORT_FILES = ("report.md", "report.html")
+RANDOMIZE = "randomize"
+"""diagnostics.json's run.experiment for a condition of `mlplab randomize` (experiments.randomize.EXPERIMENT)."""
 FIGURES = tuple(
     f"{name}.png" for name in ("curves", "activations", "fractions", "gradients", "updates", "similarity", "weights")
 )
@@ -44,10 +48,24 @@ class RunView:
     model: Model | None = None
     missing: list[str] = field(default_factory=list)
     weights_from: str = "model.npz (the best-by-validation snapshot)"
+    live: bool = False  # the diagnostics came from the live file of a run still training
 
     @property
     def finished(self) -> bool:
-        return self.metrics is not None
+        return self.metrics is not None or (self.condition is not None and not self.live)
+
+    @property
+    def run(self) -> dict[str, Any]:
+        """diagnostics.json's `run`: what the run is (config, dataset; a randomize condition's experiment, name)."""
+        run = (self.diagnostics or {}).get("run")
+        return run if isinstance(run, dict) else {}
+
+    @property
+    def condition(self) -> str | None:
+        """The condition's name when this is a condition of `mlplab randomize` (no metrics.json, ever), else None."""
+        if self.metrics is not None or self.run.get("experiment") != RANDOMIZE:
+            return None
+        return str(self.run.get("condition", self.path.name))
 
     @property
     def curves(self) -> dict[str, Any]:
@@ -84,7 +102,7 @@ def read_run(path: str | Path) -> RunView:
         view.metrics = _read_metrics(metrics_path)
     live = path / LIVE_FILE_NAME  # a run training now: newer than any finished run's files there
     if view.metrics is None and live.is_file():
-        view.diagnostics = Diagnostics.load(live)
+        view.diagnostics, view.live = Diagnostics.load(live), True
     elif (path / DIAGNOSTICS_FILE).is_file():
         view.diagnostics = Diagnostics.load(path / DIAGNOSTICS_FILE)
     if view.metrics is None and view.diagnostics is None:
@@ -97,12 +115,23 @@ def read_run(path: str | Path) -> RunView:
             f"no {DIAGNOSTICS_FILE}: the run was recorded before diagnostics existed or with `diagnostics: false`, so "
             "there are no per-layer statistics; train it again to see them"
         )
-    if view.metrics is None:
-        done = sum(1 for r in view.diagnostics["epochs"] if r["epoch"] >= 1) if view.diagnostics else 0
-        view.model, view.weights_from = _from_checkpoint(path, view.diagnostics)
-        weights = "with the weights of its last checkpoint" if view.model else "without first-layer weights"
+    if view.condition is not None and not view.live:
         view.missing.append(
-            f"no metrics.json yet: the run is still training (or was stopped) after {done} epoch(s); "
+            f"a finished `mlplab randomize` condition ({view.condition}): no validation and no metrics.json; its "
+            f"results (status, steps to fit, test accuracy) are in {path.parent / 'results.json'}"
+        )
+        view.weights_from = "model.npz (the network as the condition ended: fit, or out of steps)"
+        if (path / "model.npz").is_file():
+            view.model, _ = Model.load(path / "model.npz")
+        else:
+            view.missing.append("no model.npz: no first-layer weights")
+    elif view.metrics is None:
+        done = sum(1 for r in view.diagnostics["epochs"] if r["epoch"] >= 1) if view.diagnostics else 0
+        view.model, view.weights_from = _from_checkpoint(path, view.diagnostics, view.condition is not None)
+        weights = "with the weights of its last checkpoint" if view.model else "without first-layer weights"
+        what, passes = ("the condition", "pass(es)") if view.condition is not None else ("the run", "epoch(s)")
+        view.missing.append(
+            f"no metrics.json yet: {what} is still training (or was stopped) after {done} {passes}; "
             f"shown as far as it got, {weights} (model.npz is written when it finishes)"
         )
     elif (path / "model.npz").is_file():
@@ -112,11 +141,14 @@ def read_run(path: str | Path) -> RunView:
     return view
 
 
-def _from_checkpoint(path: Path, diagnostics: dict[str, Any] | None) -> tuple[Model | None, str]:
-    """The parameters a running run last checkpointed (RUN/checkpoint.npz, replaced whole after every epoch), in
-    the model diagnostics.json names; (None, "") when there is no such file or it does not fit that model."""
+def _from_checkpoint(
+    path: Path, diagnostics: dict[str, Any] | None, condition: bool = False
+) -> tuple[Model | None, str]:
+    """The parameters a running run last checkpointed (RUN/checkpoint.npz, replaced whole after every epoch; a
+    randomize condition's OUT/checkpoints/<condition>.npz), in the model diagnostics.json names; (None, "") when
+    there is no such file or it does not fit that model."""
     described = (diagnostics or {}).get("model") or {}
-    checkpoint = path / "checkpoint.npz"
+    checkpoint = path.parent / "checkpoints" / f"{path.name}.npz" if condition else path / "checkpoint.npz"
     if not checkpoint.is_file() or not isinstance(described.get("hyper"), dict):
         return None, ""
     try:
@@ -128,6 +160,8 @@ def _from_checkpoint(path: Path, diagnostics: dict[str, Any] | None) -> tuple[Mo
                 if stored.shape != target.shape or stored.dtype.kind != "f":
                     return None, ""
                 target[...] = stored
+        if condition:
+            return model, f"../checkpoints/{checkpoint.name} (after pass {int(header['epoch'])}, the condition running)"
         return model, f"checkpoint.npz (after epoch {int(header['epoch'])}, the run still training)"
     except (MlplabError, OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
         return None, ""
@@ -173,6 +207,8 @@ def build_report(view: RunView, figures_dir: Path) -> tuple[str, str, list[Secti
     model_type = config.get("type") or ((view.diagnostics or {}).get("model") or {}).get("type") or "model"
     title = f"Inside {model_type} on {dataset.get('name', 'its data')}: {view.path.name}"
     state = "finished" if view.finished else "still training (or stopped): the epochs so far"
+    if view.condition is not None:
+        state = f"a {'finished' if view.finished else 'running (or stopped)'} `mlplab randomize` condition"
     preamble = f"Run directory `{view.path}`, {state}."
 
     def figure(fig: MplFigure | None, name: str, caption: str) -> list[Figure]:
@@ -184,7 +220,20 @@ def build_report(view: RunView, figures_dir: Path) -> tuple[str, str, list[Secti
     sections = [overview_section(view)]
     sections.append(network_section(view))
     curves = view.curves
-    if curves["train_loss"]:
+    if view.condition is not None:
+        sections.append(
+            Section(
+                "Fit checks",
+                "Loss and accuracy on the whole training split as the condition sees it (its labels or pixels: what "
+                "the network memorizes), at step 0 and after every pass; nothing is validated.",
+                figures=figure(
+                    dplots.fit_checks_figure(view.diagnostics or {}, title),
+                    "curves.png",
+                    "Fit checks per pass.",
+                ),
+            )
+        )
+    elif curves["train_loss"]:
         sections.append(
             Section(
                 "Learning curves",
@@ -201,15 +250,26 @@ def build_report(view: RunView, figures_dir: Path) -> tuple[str, str, list[Secti
 def overview_section(view: RunView) -> Section:
     curves, metrics = view.curves, view.metrics or {}
     config = view.config
+    keys = ("learning_rate", "optimizer", "batch_size", "reg", "init", "activation", "hidden_sizes", "hidden_size")
+    commentary = [m[0].upper() + m[1:] for m in view.missing]
+    if view.condition is not None:
+        records = (view.diagnostics or {}).get("epochs") or [{}]
+        rows = [
+            ["experiment", f"mlplab randomize, condition {view.condition}"],
+            ["status", "finished (results in ../results.json)" if view.finished else "training (or stopped)"],
+            ["passes done", str(len(curves["train_loss"]))],
+            ["training accuracy (last fit check)", percent(records[-1].get("train_acc"))],
+        ]
+        rows += [[key, str(config[key])] for key in keys if key in config]
+        return Section("Run", tables=[Table(["", "value"], rows)], commentary=commentary)
     rows = [
         ["status", str(metrics.get("status", "training")) if view.finished else "training (or stopped)"],
         ["epochs done", f"{len(curves['train_loss'])} of {config.get('epochs', '?')}"],
         ["best val acc", percent(metrics.get("best_val_acc")) if view.finished else _last(curves["val_acc"])],
         ["test acc (best-by-validation model)", percent(metrics.get("test_acc"))],
     ]
-    keys = ("learning_rate", "optimizer", "batch_size", "reg", "init", "activation", "hidden_sizes", "hidden_size")
     rows += [[key, str(config[key])] for key in keys if key in config]
-    return Section("Run", tables=[Table(["", "value"], rows)], commentary=[m[0].upper() + m[1:] for m in view.missing])
+    return Section("Run", tables=[Table(["", "value"], rows)], commentary=commentary)
 
 
 def _last(values: list[float]) -> str:
@@ -256,6 +316,8 @@ def diagnostics_sections(content: dict[str, Any], figure: Any) -> list[Section]:
     probe = content.get("probe") or {}
     split = {"val": "validation", "train": "training"}.get(probe.get("split", "val"), "validation")
     about = f"the first {probe.get('size', '?')} samples of the {split} split"
+    if (content.get("run") or {}).get("experiment") == RANDOMIZE:
+        about += " as the condition sees it, the labels or pixels it memorizes"
     layer_rows = [
         [
             layer["name"],

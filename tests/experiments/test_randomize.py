@@ -293,10 +293,12 @@ def test_settings_stored_under_the_old_field_names_resume(tmp_path: Path) -> Non
     assert "reg" in json.loads((tmp_path / "settings.json").read_text())["settings"]
 
 
-def test_a_condition_killed_mid_training_continues_from_its_last_pass(tmp_path: Path) -> None:
+def test_a_condition_killed_mid_training_continues_from_its_last_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """SIGKILL while the first condition writes its pass-3 checkpoint: the rerun continues it from pass 2 and
     results.json ends as an uninterrupted run's (but for the seconds), each condition's diagnostics.json and model.npz
-    byte for byte."""
+    byte for byte. Meanwhile `mlplab inspect` shows the stopped condition's live records."""
     args = ["randomize", "--conditions", "random-labels", "gaussian", "--subset", "200", "--hidden", "64"]
     args += ["--dropout", "0.2", "--augment", "1", "--max-steps", "60", "--batch-size", "32", "--workers", "1"]
     assert main([*args, "--out", str(tmp_path / "ref")]) == 0
@@ -309,6 +311,14 @@ def test_a_condition_killed_mid_training_continues_from_its_last_pass(tmp_path: 
     assert not (out / "random-labels" / "diagnostics.json").exists()
     live = json.loads((out / "random-labels" / "diagnostics.live.json").read_text())
     assert [r["epoch"] for r in live["epochs"]] == [0, 1, 2, 3]  # pass 3 measured, its checkpoint never renamed
+    capsys.readouterr()
+    assert main(["inspect", str(out / "random-labels"), "--out", str(tmp_path / "report")]) == 0
+    assert capsys.readouterr().out.startswith(
+        "note: no metrics.json yet: the condition is still training (or was stopped) after 3 pass(es); shown as far "
+        "as it got, with the weights of its last checkpoint"
+    )
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "From ../checkpoints/random-labels.npz (after pass 2, the condition running)" in report
     env.pop(KILL_ENV)
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr

@@ -1,5 +1,5 @@
 """The randomization tests measured from inside: each condition's diagnostics.json and model.npz in OUT/<condition>/,
-training's numbers unchanged by the measurement."""
+training's numbers unchanged by the measurement, and `mlplab inspect` on a condition's directory."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mlplab.cli import main
 from mlplab.diagnostics import FILE_NAME, LIVE_FILE_NAME, Diagnostics
 from mlplab.experiments import randomize as rz
 from mlplab.experiments.conditions import apply_condition, transform_seed
@@ -128,3 +129,27 @@ def test_a_worker_that_shares_no_files_sends_them_and_the_parent_writes_them(
         for file in (FILE_NAME, "model.npz"):
             assert (out / name / file).read_bytes() == (here / name / file).read_bytes()
     assert not (out / rz.CHECKPOINTS).exists()
+
+
+def test_inspect_reports_a_finished_condition_with_its_fit_checks_and_weights(
+    tmp_path: Path, measured_run: tuple[Path, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, results = measured_run
+    condition = out / "random-labels"
+    report = tmp_path / "report"
+    assert main(["inspect", str(condition), "--out", str(report)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == (
+        "note: a finished `mlplab randomize` condition (random-labels): no validation and no metrics.json; its "
+        f"results (status, steps to fit, test accuracy) are in {out / 'results.json'}"
+    )
+    assert printed[1].startswith(f"wrote {report}/report.html") and len(printed) == 2
+    text = (report / "report.md").read_text()
+    assert "still training" not in text
+    assert f"Run directory `{condition}`, a finished `mlplab randomize` condition." in text
+    assert "| passes done | 10 |" in text
+    assert f"| training accuracy (last fit check) | {100 * results['random-labels']['train_acc']:.2f}% |" in text
+    assert "## Fit checks" in text and "the first 300 samples of the training split as the condition sees it" in text
+    assert "From model.npz (the network as the condition ended" in text
+    for figure in ("curves.png", "weights.png", "activations.png", "updates.png"):
+        assert (report / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure

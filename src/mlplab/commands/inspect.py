@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "units, gradient norms, update-to-data ratios (log scale, 1e-3 guide), how alike hidden units are, and the "
         "first layer's weights as images. Works on a run still training (the epochs so far).",
     )
-    parser.add_argument("run", help="a run directory (the --out of mlplab train, or one run of a sweep)")
+    parser.add_argument(
+        "run", help="a run directory (the --out of mlplab train, one run of a sweep, or OUT/CONDITION of randomize)"
+    )
     parser.add_argument("--out", metavar="DIR", help="where to write the report (default: RUN/inspect)")
     parser.set_defaults(func=run)
 
